@@ -1,0 +1,222 @@
+"""Math problems: one ``Problem`` type and loaders for the formats users have.
+
+``load(path_or_name)`` accepts
+- verl-style parquet (a chat ``prompt`` list whose first message is the problem, and
+  ``reward_model.ground_truth``), as the JustRL release ships AIME24, MATH-500, ...;
+- plain parquet or JSONL with a problem column (``problem``/``question``/``prompt``) and an answer
+  column (``answer``/``ground_truth``/``solution``), as HMMT25, BRUMO25, CMIMC25;
+- a directory holding ``test.parquet`` (a benchmark folder);
+- a Hugging Face dataset name (``BytedTsinghua-SIA/DAPO-Math-17k``), through ``datasets``.
+
+A malformed file raises :class:`ProblemDataError` naming the file, the row and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROBLEM_KEYS = ("problem", "question", "prompt", "input")
+ANSWER_KEYS = ("answer", "ground_truth", "final_answer", "solution", "target")
+
+# DAPO-Math-17k wraps every problem in an instruction to end with "Answer: $Answer". The JustRL
+# recipe asks for \boxed{} instead, so the wrapper is removed and the problem kept.
+_DAPO_HEAD = "Solve the following math problem step by step. The last line of your response should be of the form Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
+_DAPO_TAIL = '\n\nRemember to put your answer on its own line after "Answer:".'
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One math problem with a verifiable answer."""
+
+    id: str
+    """Stable identifier, unique within its source (e.g. ``AIME24-0``)."""
+    prompt: str
+    """The problem statement as given to the model, without the recipe's suffix."""
+    ground_truth: str
+    """The reference answer, as stored in the source (may be ``\\boxed{..}``-wrapped)."""
+    source: str
+    """Where it came from: a benchmark or data set name."""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Anything else the source carried (problem type, split, ...)."""
+
+
+class ProblemDataError(ValueError):
+    """A problem file that cannot be read; the message names the file, row and field."""
+
+
+def strip_dapo_wrapper(text: str) -> str:
+    """The bare problem of a DAPO-Math-17k prompt (unchanged when there is no wrapper)."""
+    if text.startswith(_DAPO_HEAD):
+        text = text[len(_DAPO_HEAD):]
+    if text.endswith(_DAPO_TAIL):
+        text = text[: -len(_DAPO_TAIL)]
+    return text
+
+
+def build_prompt(problem: Problem, suffix: str) -> str:
+    """The user message for a problem: its text followed by the recipe's suffix."""
+    return problem.prompt + suffix
+
+
+def chat_messages(problem: Problem, suffix: str) -> list[dict[str, str]]:
+    """The problem as one user turn, ready for ``tokenizer.apply_chat_template``."""
+    return [{"role": "user", "content": build_prompt(problem, suffix)}]
+
+
+def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = None) -> list[Problem]:
+    """Problems from a file, a benchmark directory or a Hugging Face dataset name.
+
+    Args:
+        path_or_name: ``.parquet``/``.jsonl``/``.json`` file, a folder with ``test.parquet``, or a hub
+            dataset name (``owner/name``, optionally ``owner/name:split``).
+        dedupe: drop repeated (prompt, answer) pairs, keeping the first (DAPO-Math-17k's published
+            parquet repeats each prompt many times).
+        limit: keep at most this many problems.
+    """
+    path = Path(path_or_name)
+    if path.is_dir():
+        candidates = [path / "test.parquet", path / "train.parquet", path / "test.jsonl"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise ProblemDataError(f"{path}: no test.parquet, train.parquet or test.jsonl in this folder")
+        path = found
+    if path.is_file():
+        rows = _read_rows(path)
+        source = path.parent.name if path.stem in ("test", "train") else path.stem
+        problems = list(_problems_from_rows(rows, source, str(path)))
+    elif _looks_like_hub_name(str(path_or_name)):
+        problems = _load_hub(str(path_or_name))
+    else:
+        raise ProblemDataError(f"{path_or_name}: no such file or folder, and not a dataset name (owner/name)")
+    if dedupe:
+        problems = _dedupe(problems)
+    if limit is not None:
+        problems = problems[:limit]
+    if not problems:
+        raise ProblemDataError(f"{path_or_name}: holds no problems")
+    return problems
+
+
+def _looks_like_hub_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", name)) and not name.startswith(("./", "../"))
+
+
+def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise ProblemDataError(f"{path}: not a readable parquet file: {exc}") from exc
+        yield from table.to_pylist()
+    elif suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as handle:
+            if suffix == ".json" and handle.read(1) == "[":
+                handle.seek(0)
+                try:
+                    yield from json.load(handle)
+                except json.JSONDecodeError as exc:
+                    raise ProblemDataError(f"{path}: invalid JSON: {exc}") from exc
+                return
+            handle.seek(0)
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ProblemDataError(f"{path}: line {line_no}: invalid JSON ({exc.msg})") from exc
+                if not isinstance(row, dict):
+                    raise ProblemDataError(f"{path}: line {line_no}: expected a JSON object")
+                yield row
+    else:
+        raise ProblemDataError(f"{path}: unsupported file type {suffix!r} (use .parquet, .jsonl or .json)")
+
+
+def _problems_from_rows(rows: Iterable[dict[str, Any]], source: str, where: str) -> Iterator[Problem]:
+    for row_no, row in enumerate(rows):
+        yield problem_from_row(row, row_no, source, where)
+
+
+def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str = "<data>") -> Problem:
+    """One row of either schema as a Problem; errors name ``where``, the row and the field."""
+    at = f"{where}: row {row_no}"
+    if "reward_model" in row and isinstance(row.get("prompt"), (list, tuple)):
+        messages = row["prompt"]
+        if not messages or not isinstance(messages[0], dict) or "content" not in messages[0]:
+            raise ProblemDataError(f"{at}: field 'prompt' must be a list of chat messages with 'content'")
+        user = [m for m in messages if isinstance(m, dict) and m.get("role", "user") == "user"]
+        text = (user or messages)[0]["content"]
+        reward = row["reward_model"]
+        if not isinstance(reward, dict) or reward.get("ground_truth") in (None, ""):
+            raise ProblemDataError(f"{at}: field 'reward_model.ground_truth' is missing or empty")
+        answer = reward["ground_truth"]
+        extra = row.get("extra_info") or {}
+        pid = extra.get("index") if isinstance(extra, dict) else None
+        src = row.get("data_source") or source
+        meta = {k: v for k, v in row.items() if k not in ("prompt", "reward_model")}
+    else:
+        text = next((row[k] for k in PROBLEM_KEYS if isinstance(row.get(k), str)), None)
+        if text is None:
+            raise ProblemDataError(f"{at}: no problem text (expected one of the fields {', '.join(PROBLEM_KEYS)})")
+        answer = next((row[k] for k in ANSWER_KEYS if row.get(k) not in (None, "")), None)
+        if answer is None:
+            raise ProblemDataError(f"{at}: no answer (expected one of the fields {', '.join(ANSWER_KEYS)})")
+        pid = next((row[k] for k in ("id", "problem_idx", "idx", "index", "unique_id") if k in row), None)
+        src = source
+        meta = {k: v for k, v in row.items() if k not in PROBLEM_KEYS + ANSWER_KEYS}
+    if not isinstance(text, str) or not text.strip():
+        raise ProblemDataError(f"{at}: field 'prompt' is empty")
+    if isinstance(answer, (int, float)):
+        answer = str(answer)
+    if not isinstance(answer, str):
+        raise ProblemDataError(f"{at}: answer field has type {type(answer).__name__}, expected text")
+    return Problem(
+        id=f"{src}-{row_no}" if pid is None else str(pid) if str(pid).startswith(str(src)) else f"{src}-{pid}",
+        prompt=strip_dapo_wrapper(text),
+        ground_truth=answer,
+        source=str(src),
+        meta=meta,
+    )
+
+
+def _load_hub(name: str) -> list[Problem]:
+    """A dataset from the Hugging Face hub (needs network, or a populated HF cache)."""
+    repo, _, split = name.partition(":")
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets comes with the verl extra
+        raise ProblemDataError(f"{name}: loading hub datasets needs `pip install datasets`") from exc
+    try:
+        data = datasets.load_dataset(repo, split=split or "train")
+    except Exception as exc:
+        raise ProblemDataError(
+            f"{name}: could not load from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+            "Offline? Download it once, or pass a local parquet/JSONL file instead."
+        ) from exc
+    return list(_problems_from_rows(iter(data), repo.split("/")[-1], name))
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for p in problems:
+        key = (p.prompt, p.ground_truth)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def save_jsonl(problems: Iterable[Problem], path: str | Path) -> None:
+    """Write problems as plain JSONL (``id``, ``problem``, ``answer``, ``source``)."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for p in problems:
+            handle.write(json.dumps({"id": p.id, "problem": p.prompt, "answer": p.ground_truth, "source": p.source}) + "\n")

@@ -1,0 +1,391 @@
+"""The JustRL recipe as one typed source of truth.
+
+Every hyperparameter of the paper's run is a field of :class:`Recipe` whose default is the
+paper's value (arXiv 2512.16649, Table of hyperparameters, and the release's verl launch script).
+Every engine (the native trainer, the verl launcher) reads a ``Recipe`` and nothing else.
+
+A recipe is built from a preset name or a YAML file, then ``key=value`` overrides; unknown keys
+and values of the wrong type are refused with a message that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass
+class Recipe:
+    """Every knob of a JustRL run. Defaults are the paper's values."""
+
+    # --- what is trained, on what -------------------------------------------------------------
+    name: str = "justrl"
+    """Free-form label of the run (preset name by default)."""
+    model: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    """Base policy: a Hugging Face hub id or local path (``toy`` builds the CPU demo's model)."""
+    train_data: str = "BytedTsinghua-SIA/DAPO-Math-17k"
+    """Training problems; paper: DAPO-Math-17k, unfiltered (deduplicated prompts)."""
+    val_data: list[str] = field(default_factory=lambda: ["AIME24", "AIME25", "AMC23"])
+    """Validation sets; the release validated on AIME24, AIME25 and AMC23."""
+    prompt_suffix: str = PROMPT_SUFFIX
+    """Appended to every problem; paper: "Please reason step by step, and put your final answer within \\boxed{}"."""
+    use_chat_template: bool = True
+    """Send the prompt as one user turn through the model's chat template (as verl does)."""
+
+    # --- the RL algorithm ---------------------------------------------------------------------
+    algorithm: str = "grpo"
+    """Advantage estimator; paper: plain GRPO (group-normalised outcome reward), single stage."""
+    total_steps: int = 4000
+    """Policy steps; paper Fig. 1: about 4,000 (DeepSeek base) and 3,000 (Nemotron base)."""
+    prompts_per_step: int = 256
+    """Prompts sampled per step (verl data.train_batch_size); paper: 256."""
+    rollouts_per_prompt: int = 8
+    """Responses per prompt, the GRPO group size (verl rollout.n); paper: 8."""
+    mini_batch_prompts: int = 64
+    """Prompts per optimizer update (verl ppo_mini_batch_size); 256/64 = 4 updates per step."""
+    micro_batch_sequences: int = 8
+    """Sequences per forward/backward pass (gradient accumulation); memory only, not the math."""
+    ppo_epochs: int = 1
+    """Passes over each step's rollouts; paper: 1 (verl default)."""
+    shuffle_mini_batches: bool = True
+    """Shuffle rollouts before cutting mini-batches (verl actor.shuffle)."""
+    normalize_adv_by_std: bool = True
+    """Divide group-centred scores by the group's std (original GRPO; False = Dr.GRPO)."""
+    adv_epsilon: float = 1e-6
+    """Added to the group std in the advantage denominator (verl default)."""
+
+    # --- sampling during training ---------------------------------------------------------------
+    temperature: float = 1.0
+    """Rollout temperature; paper: 1.0."""
+    top_p: float = 1.0
+    """Rollout nucleus; paper: 1.0 (no truncation)."""
+    max_prompt_tokens: int = 1024
+    """Longest prompt (verl data.max_prompt_length); paper: 1k. Longer prompts are filtered out."""
+    max_response_tokens: int = 15360
+    """Longest response (verl data.max_response_length); paper: 15k (16k context in all)."""
+
+    # --- optimisation -------------------------------------------------------------------------
+    optimizer: str = "adamw"
+    """Optimizer; paper: AdamW (verl default betas 0.9/0.999)."""
+    lr: float = 1e-6
+    """Learning rate; paper: 1e-6, constant after warm-up."""
+    warmup_steps: int = 10
+    """Linear warm-up steps (verl optim.lr_warmup_steps); paper: 10."""
+    lr_schedule: str = "constant"
+    """After warm-up; paper: constant (no decay)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay; paper: 0.1."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas (verl default)."""
+    grad_clip: float = 1.0
+    """Max global grad norm; paper: 1.0."""
+
+    # --- the policy loss ----------------------------------------------------------------------
+    clip_low: float = 0.2
+    """PPO lower clip epsilon (ratio >= 1 - clip_low); paper: 0.2."""
+    clip_high: float = 0.28
+    """PPO upper clip epsilon, "clip higher" (ratio <= 1 + clip_high); paper: 0.28."""
+    clip_c: float = 10.0
+    """Dual-clip bound for negative advantages (verl clip_ratio_c); paper: 10."""
+    loss_agg: str = "token-mean"
+    """Loss aggregation over tokens (verl loss_agg_mode); paper: token-mean."""
+    entropy_coef: float = 0.0
+    """Entropy bonus; paper: 0 (none)."""
+    kl_coef: float = 0.0
+    """KL penalty, in the loss and in the reward; paper: 0 (no KL, no reference model)."""
+
+    # --- reward -------------------------------------------------------------------------------
+    verifier: str = "dapo-strict"
+    """Reward function by name; paper: DAPO's strict rule-based boxed-answer match."""
+    reward_correct: float = 1.0
+    """Reward for a verified answer; paper: +1."""
+    reward_incorrect: float = -1.0
+    """Reward for anything else (wrong, unparsable, truncated); paper: -1."""
+    overlong_buffer_tokens: int = 0
+    """DAPO soft overlong penalty window (0 = off); paper: off. The ablation used 4,096."""
+    overlong_penalty_factor: float = 1.0
+    """Largest overlong penalty when the window is on (DAPO default 1.0)."""
+
+    # --- validation, checkpoints, logging -----------------------------------------------------
+    val_every: int = 50
+    """Validate every N steps (verl trainer.test_freq); paper: 50."""
+    val_samples: int = 32
+    """Samples per validation problem (verl val_kwargs.n); release: 32."""
+    val_temperature: float = 0.7
+    """Validation temperature; paper: 0.7."""
+    val_top_p: float = 0.9
+    """Validation nucleus; paper: 0.9."""
+    val_max_tokens: int = 31744
+    """Validation max new tokens; paper: 31,744."""
+    val_before_train: bool = True
+    """Validate once before the first step (release: True)."""
+    save_every: int = 50
+    """Checkpoint every N steps (verl trainer.save_freq); paper: 50."""
+    loggers: list[str] = field(default_factory=lambda: ["console", "jsonl", "tensorboard"])
+    """Metric sinks; the release logged to console and TensorBoard."""
+    seed: int = 42
+    """Seed for data order, sampling and initialisation."""
+
+    # --- hardware (native engine) ---------------------------------------------------------------
+    device: str = "auto"
+    """"auto" (cuda if available, else cpu), "cpu" or "cuda"."""
+    dtype: str = "auto"
+    """"auto" (bfloat16 on GPU, float32 on CPU), "float32" or "bfloat16"."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory (the release turned it on)."""
+
+    def validate(self) -> None:
+        """Refuse combinations that cannot run, naming the field."""
+        problems: list[str] = []
+        if self.prompts_per_step % self.mini_batch_prompts:
+            problems.append(
+                f"prompts_per_step ({self.prompts_per_step}) must be a multiple of "
+                f"mini_batch_prompts ({self.mini_batch_prompts})"
+            )
+        positive = ["prompts_per_step", "rollouts_per_prompt", "mini_batch_prompts",
+                    "micro_batch_sequences", "ppo_epochs", "max_response_tokens", "total_steps"]
+        problems += [f"{n} must be > 0 (got {getattr(self, n)})" for n in positive if getattr(self, n) <= 0]
+        if not 0 <= self.clip_low < 1:
+            problems.append(f"clip_low must be in [0, 1) (got {self.clip_low})")
+        if self.clip_high < 0:
+            problems.append(f"clip_high must be >= 0 (got {self.clip_high})")
+        if self.clip_c <= 1:
+            problems.append(f"clip_c must be > 1 for dual-clip (got {self.clip_c})")
+        if self.loss_agg not in LOSS_AGG_MODES:
+            problems.append(f"loss_agg must be one of {LOSS_AGG_MODES} (got {self.loss_agg!r})")
+        if self.algorithm != "grpo":
+            problems.append(f"algorithm must be 'grpo' (got {self.algorithm!r})")
+        if self.lr_schedule != "constant":
+            problems.append(f"lr_schedule must be 'constant' (got {self.lr_schedule!r})")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0 for sampling (got {self.temperature})")
+        if problems:
+            raise RecipeError("invalid recipe: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["adam_betas"] = list(self.adam_betas)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=1000)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be built: unknown key, wrong type, impossible combination."""
+
+
+def field_docs() -> dict[str, str]:
+    """Each field's one-line comment (the string literal under it in the class body)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Recipe))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = str(nxt.value.value)  # type: ignore[attr-defined]
+    return docs
+
+
+# --- presets --------------------------------------------------------------------------------------
+
+PAPER = Recipe()
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Both JustRL models used identical hyperparameters; only the base model and length differ.
+    "justrl-deepseek-1.5b": {
+        "name": "justrl-deepseek-1.5b",
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "total_steps": 4000,
+    },
+    "justrl-nemotron-1.5b": {
+        "name": "justrl-nemotron-1.5b",
+        "model": "nvidia/OpenMath-Nemotron-1.5B",
+        "total_steps": 3000,
+    },
+    # The CPU demo. Deviations from the paper, each because a 2-core CPU must finish in minutes
+    # (a test checks that every field that differs from the paper is named here):
+    # - model "toy": a tiny Qwen2-architecture model built locally, with a brief supervised warm start;
+    # - train_data / val_data "toy-arithmetic": a synthetic arithmetic task (answers in \boxed{});
+    # - total_steps 40; prompts_per_step 16 and mini_batch_prompts 4 (still 4 updates per step);
+    #   micro_batch_sequences 32 (memory only);
+    # - lr 1e-3 instead of 1e-6 (a tiny model after a short warm start needs large steps), warmup_steps 2;
+    # - max_prompt_tokens 32 and max_response_tokens 24;
+    # - val_every 10, val_samples 1, val_max_tokens 24, save_every 10;
+    # - use_chat_template off (the toy tokenizer's prompt is the bare problem);
+    # - loggers console + jsonl (no TensorBoard needed), device cpu, dtype float32.
+    # Everything else (GRPO, clip 0.2/0.28, dual-clip 10, token-mean, no KL, no entropy bonus,
+    # weight decay 0.1, grad clip 1.0, temperature 1.0, strict reward +1/-1) is the paper's.
+    "toy": {
+        "name": "toy",
+        "model": "toy",
+        "train_data": "toy-arithmetic",
+        "val_data": ["toy-arithmetic"],
+        "total_steps": 40,
+        "prompts_per_step": 16,
+        "rollouts_per_prompt": 8,
+        "mini_batch_prompts": 4,
+        "micro_batch_sequences": 32,
+        "lr": 1e-3,
+        "warmup_steps": 2,
+        "max_prompt_tokens": 32,
+        "max_response_tokens": 24,
+        "val_every": 10,
+        "val_samples": 1,
+        "val_max_tokens": 24,
+        "save_every": 10,
+        "val_before_train": True,
+        "use_chat_template": False,
+        "loggers": ["console", "jsonl"],
+        "device": "cpu",
+        "dtype": "float32",
+    },
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)
+
+
+# --- building a recipe ----------------------------------------------------------------------------
+
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(Recipe)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a YAML/CLI value to the field's declared type, or raise RecipeError naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        last: Exception | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except RecipeError as exc:
+                last = exc
+        raise last or RecipeError(f"{key}: cannot use {value!r}")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{key}: expected a list, got {value!r}")
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_coerce(key, v, args[0]) for v in value)
+            if len(value) != len(args):
+                raise RecipeError(f"{key}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(key, v, a) for v, a in zip(value, args))
+        return [_coerce(key, v, args[0]) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise RecipeError(f"{key}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise RecipeError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise RecipeError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool):
+            raise RecipeError(f"{key}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise RecipeError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise RecipeError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise RecipeError(f"{key}: unsupported type {hint}")
+
+
+def apply(recipe: Recipe, updates: dict[str, Any], *, source: str = "override") -> Recipe:
+    """A copy of ``recipe`` with ``updates`` applied; unknown keys and bad types raise RecipeError."""
+    hints = _type_hints()
+    known = {f.name for f in fields(Recipe)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        if key not in known:
+            close = [k for k in known if key.replace("-", "_") == k or key in k]
+            hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
+            raise RecipeError(f"unknown recipe key {key!r} in {source}{hint}")
+        changes[key] = _coerce(key, value, hints[key])
+    return dataclasses.replace(recipe, **changes)
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["lr=1e-5", "val_data=AIME24,AIME25"]`` -> ``{"lr": "1e-5", ...}`` (strings; typed by apply)."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def load(name_or_path: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Recipe:
+    """Build a recipe from a preset name or YAML file (default: the paper's recipe), then overrides."""
+    recipe = Recipe()
+    if name_or_path:
+        if name_or_path in PRESETS:
+            recipe = apply(recipe, PRESETS[name_or_path], source=f"preset {name_or_path}")
+        elif Path(name_or_path).is_file():
+            try:
+                data = yaml.safe_load(Path(name_or_path).read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise RecipeError(f"{name_or_path}: not valid YAML: {exc}") from exc
+            if not isinstance(data, dict):
+                raise RecipeError(f"{name_or_path}: expected a mapping of recipe keys")
+            recipe = apply(recipe, data, source=str(name_or_path))
+        else:
+            raise RecipeError(
+                f"no preset or file named {name_or_path!r}; presets: {', '.join(preset_names())}"
+            )
+    if overrides:
+        if isinstance(overrides, list):
+            overrides = parse_overrides(overrides)
+        recipe = apply(recipe, overrides, source="command line")
+    recipe.validate()
+    return recipe
+
+
+def diff_from_paper(recipe: Recipe) -> dict[str, tuple[Any, Any]]:
+    """Fields whose value differs from the paper's: name -> (value, paper value)."""
+    ours, paper = recipe.to_dict(), PAPER.to_dict()
+    return {k: (ours[k], paper[k]) for k in ours if ours[k] != paper[k] and k != "name"}
