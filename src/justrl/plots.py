@@ -1,0 +1,153 @@
+"""The paper's three training curves — policy entropy, mean reward, response length — for one run
+or several (an ablation next to its baseline).
+
+Reads a native run's ``metrics.jsonl`` or a verl run's TensorBoard event files: both use verl's
+metric names, so one plotting path serves both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# (metric key, panel title, y label) — the three curves the paper tells its story with, plus
+# validation accuracy when the run logged it.
+CURVES: tuple[tuple[str, str, str], ...] = (
+    ("actor/entropy", "Policy entropy", "nats / token"),
+    ("critic/score/mean", "Mean reward", "reward"),
+    ("response_length/mean", "Response length", "tokens"),
+    ("val/acc", "Validation accuracy", "accuracy"),
+)
+
+
+@dataclass
+class RunCurves:
+    """The logged series of one run: metric name -> (steps, values)."""
+
+    label: str
+    series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+    def get(self, key: str) -> tuple[list[int], list[float]]:
+        return self.series.get(key, ([], []))
+
+
+def read_metrics_jsonl(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Series from a ``metrics.jsonl`` (one JSON object a step with a ``step`` field).
+
+    A torn last line (a run killed mid-write) is skipped, not fatal.
+    """
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            step = row.get("step")
+            if step is None:
+                continue
+            for key, value in row.items():
+                if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                if math.isfinite(value):
+                    steps, values = series.setdefault(key, ([], []))
+                    steps.append(int(step))
+                    values.append(float(value))
+    return series
+
+
+def read_tensorboard(directory: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Scalar series from TensorBoard event files below ``directory`` (verl's ``tensorboard`` logger)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for events in sorted(directory.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            steps, values = series.setdefault(tag, ([], []))
+            for event in accumulator.Scalars(tag):
+                steps.append(int(event.step))
+                values.append(float(event.value))
+    return series
+
+
+def load_run(path: str | Path, label: str | None = None) -> RunCurves:
+    """A run's curves from its directory (``metrics.jsonl`` or TensorBoard events) or a JSONL file."""
+    path = Path(path)
+    if path.is_file():
+        series = read_metrics_jsonl(path)
+    elif (path / "metrics.jsonl").is_file():
+        series = read_metrics_jsonl(path / "metrics.jsonl")
+    elif any(path.rglob("events.out.tfevents.*")):
+        series = read_tensorboard(path)
+    else:
+        raise FileNotFoundError(f"{path}: no metrics.jsonl and no TensorBoard event files")
+    _add_validation_mean(series)
+    return RunCurves(label or (path.name if path.is_dir() else path.parent.name), series)
+
+
+def _add_validation_mean(series: dict[str, tuple[list[int], list[float]]]) -> None:
+    """``val/acc``: the native engine logs it; for verl, average its per-benchmark validation scores."""
+    if "val/acc" in series:
+        return
+    val_keys = [k for k in series if k.startswith("val-core/") and k.endswith("/mean@1")] or [
+        k for k in series if k.startswith("val/") and "acc" in k
+    ]
+    if not val_keys:
+        return
+    by_step: dict[int, list[float]] = {}
+    for key in val_keys:
+        for step, value in zip(*series[key]):
+            by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    series["val/acc"] = (steps, [sum(by_step[s]) / len(by_step[s]) for s in steps])
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """Exponential moving average, TensorBoard-style, debiased at the start."""
+    if weight <= 0:
+        return list(values)
+    out, last, norm = [], 0.0, 0.0
+    for value in values:
+        last = weight * last + (1 - weight) * value
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 0.0, title: str | None = None) -> Path:
+    """Draw the curves of ``runs`` side by side into one PNG; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [c for c in CURVES if any(run.get(c[0])[0] for run in runs)]
+    if not panels:
+        raise ValueError("none of the runs logged entropy, reward, response length or validation accuracy")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, panel_title, ylabel) in zip(axes[0], panels):
+        for run in runs:
+            steps, values = run.get(key)
+            if steps:
+                line, = ax.plot(steps, smooth(values, smoothing), label=run.label, linewidth=1.6)
+                if smoothing > 0:
+                    ax.plot(steps, values, color=line.get_color(), alpha=0.25, linewidth=0.8)
+        ax.set_title(panel_title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if len(runs) > 1 or runs[0].label:
+        axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

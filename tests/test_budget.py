@@ -1,0 +1,40 @@
+"""Compute accounting: model shape from a config, FLOPs per step, measured token counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import Qwen2Config
+
+from justrl import budget
+from justrl.cli import main
+from justrl.recipe import load
+
+
+def test_shape_of_qwen2_1_5b_config() -> None:
+    config = Qwen2Config(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2)
+    shape = budget.ModelShape.from_config(config)
+    assert shape.params == pytest.approx(budget.QWEN2_1_5B.params, rel=0.01)
+
+
+def test_step_flops_follow_the_6n_rule_without_attention() -> None:
+    shape = budget.ModelShape(params=1e9, n_layers=0, d_model=0)  # attention term off
+    recipe = load("justrl-deepseek-1.5b")
+    step = budget.step_budget(recipe, shape, mean_prompt_tokens=100, mean_response_tokens=900)
+    tokens = 256 * 8 * 1000
+    assert step.generation_flops == pytest.approx(2e9 * tokens)
+    assert step.logprob_flops == pytest.approx(2e9 * tokens)
+    assert step.update_flops == pytest.approx(6e9 * tokens)
+    assert step.total_flops == pytest.approx(10e9 * tokens)
+    totals = budget.run_budget(recipe, shape, 100, 900, steps=10)
+    assert totals["total_flops"] == pytest.approx(10 * step.total_flops)
+
+
+def test_measured_tokens_from_run(tmp_path) -> None:
+    rows = [{"step": 1, "response_length/mean": 10.0, "prompt_length/mean": 4.0},
+            {"step": 2, "response_length/mean": 20.0, "prompt_length/mean": 6.0}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
+    assert budget.measured_tokens(tmp_path) == (2, 5.0, 15.0)
+    assert main(["budget", "--recipe", "toy", "--run-dir", str(tmp_path)]) == 0
