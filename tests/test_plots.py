@@ -43,6 +43,13 @@ def test_reads_tensorboard_events(tmp_path) -> None:
     assert run.get("val/acc")[1] == pytest.approx([0.0, 0.2, 0.4])
 
 
+def test_reads_verl_file_logger_rows(tmp_path) -> None:
+    rows = [{"step": s, "data": {"actor/entropy": 1.0 / s, "critic/score/mean": 0.1 * s}} for s in (1, 2)]
+    (tmp_path / "verl.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run = plots.load_run(tmp_path / "verl.jsonl")
+    assert run.get("critic/score/mean") == ([1, 2], pytest.approx([0.1, 0.2]))
+
+
 def test_smoothing_is_debiased_ema() -> None:
     assert plots.smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
     assert plots.smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 10.0 * 0.5 / 0.75])

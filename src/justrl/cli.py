@@ -94,6 +94,88 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from justrl import evaluate
+
+    try:
+        config = evaluate.EvalConfig(
+            model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
+            data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
+        )
+        evaluate.run(evaluate.apply_overrides(config, args.overrides))
+    except evaluate.user_errors() as exc:
+        print(f"justrl eval: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.engine == "verl":
+        from justrl import verl_engine
+
+        return verl_engine.launch(None, args)
+    from pathlib import Path
+
+    from justrl import trainer
+
+    saved = Path(args.run_dir or ".") / "recipe.yaml"
+    if args.resume and args.recipe is None:  # the run's own recipe (+ overrides, checked against it)
+        recipe = recipe_mod.load(str(saved), args.overrides) if args.overrides and saved.is_file() else None
+    else:  # the native engine's default is the CPU demo
+        recipe = recipe_mod.load(args.recipe or "toy", args.overrides)
+    try:
+        result = trainer.train(recipe, run_dir=args.run_dir, resume=args.resume)
+    except trainer.TrainingError as exc:
+        print(f"justrl train: {exc}", file=sys.stderr)
+        return 2
+    return {"finished": 0, "interrupted": 130}.get(result.stopped, 1)
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from justrl import ablations
+
+    base = recipe_mod.load(args.recipe, args.overrides)
+    names = list(ablations.PAPER_ABLATIONS) if args.variants == "paper" else [
+        v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.list:
+        for variant in ablations.VARIANTS.values():
+            print(f"{variant.name:18s} {variant.description}")
+        return 0
+    recipes = [ablations.variant_recipe(base, name) for name in ["baseline", *names]]  # validates all first
+    if args.engine == "verl":  # one recipe file and launch command per variant, for the cluster
+        from pathlib import Path
+
+        for name, variant in zip(["baseline", *names], recipes):
+            path = Path(args.out) / name / "recipe.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            variant.save(path)
+            print(f"justrl train --engine verl --recipe {path} --run-dir {path.parent}")
+        return 0
+    rows = ablations.run(base, names, args.out)
+    print(f"wrote {args.out}/ablation.md and {args.out}/ablation.png")
+    for row in rows:
+        after = "—" if row.acc_after is None else f"{100 * row.acc_after:.1f}%"
+        print(f"  {row.variant:18s} held-out accuracy after RL: {after}")
+    return 0
+
+
+def _cmd_data_export(args: argparse.Namespace) -> int:
+    from justrl import data_export
+    from justrl.benchmarks import BenchmarkDataError
+    from justrl.problems import ProblemDataError
+
+    recipe = recipe_mod.load(args.recipe, args.overrides)
+    try:
+        result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
+                                    data_dir=args.data_dir, limit=args.limit)
+    except (ProblemDataError, BenchmarkDataError) as exc:
+        print(f"justrl data export: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
+          f"{result.read} read from {args.source}, duplicates dropped)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="justrl",
@@ -131,6 +213,76 @@ def build_parser() -> argparse.ArgumentParser:
     p_budget.add_argument("--gpu-tflops", type=float, default=989.0, help="peak TFLOP/s of one GPU (H100 bf16)")
     p_budget.add_argument("--mfu", type=float, default=0.2, help="model-FLOP utilisation to assume")
     p_budget.set_defaults(func=_cmd_budget)
+
+    p_eval = sub.add_parser(
+        "eval", help="evaluate a model on the paper's nine benchmarks (resumable), report vs published",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "key=value settings (paper defaults): n (per benchmark: 32, or 4 for MATH-500/Minerva/\n"
+            "Olympiad-Bench), temperature=0.7, top_p=0.9, max_tokens=31744, prompt (the release's\n"
+            "template), seed=0, batch_size (32 hf, 512 vllm), limit (first K), grader=justrl-eval,\n"
+            "family (published rows: deepseek-1.5b|nemotron-1.5b|all|none), bootstrap=10000, device,\n"
+            "dtype, gpu_memory_utilization, tensor_parallel_size, enforce_eager, worker_cpus, retries.\n"
+            "Rerun the same command to resume an interrupted evaluation."
+        ),
+    )
+    p_eval.add_argument("--model", required=True, help="hub id or local folder of the model and its tokenizer")
+    p_eval.add_argument("--benchmarks", default="all", help="all, or a comma-separated list (AIME24,MATH-500)")
+    p_eval.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                        help="hf: transformers, CPU or GPU (default); vllm: GPU")
+    p_eval.add_argument("--workers", type=int, default=1,
+                        help="Ray actors to spread samples over (local, or the cluster in RAY_ADDRESS)")
+    p_eval.add_argument("--data-dir", default=None,
+                        help="folder with NAME/test.parquet per benchmark (default: download once into a cache)")
+    p_eval.add_argument("--out", default=None, help="output folder (default: runs/eval/<model name>)")
+    p_eval.add_argument("--judge-model", default=None,
+                        help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
+    p_eval.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting (see below)")
+    p_eval.set_defaults(func=_cmd_eval)
+
+    p_train = sub.add_parser("train", help="train with the recipe: natively (CPU / one GPU) or on verl (cluster)")
+    p_train.add_argument("--recipe", default=None,
+                         help="preset name or YAML file (default: native: toy, the CPU demo; verl: the paper's recipe)")
+    p_train.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="override recipe fields; with --engine verl, dotted keys go to verl as they are")
+    p_train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>-<date>-<time>)")
+    p_train.add_argument("--engine", choices=["native", "verl"], default="native",
+                         help="native: this machine; verl: verl's Ray trainer (see docs: Running on a cluster)")
+    p_train.add_argument("--resume", action="store_true", help="native: continue the run in --run-dir")
+    from justrl.verl_engine import add_verl_arguments
+
+    add_verl_arguments(p_train)
+    p_train.set_defaults(func=_cmd_train)
+
+    p_ablate = sub.add_parser("ablate", help="train the recipe and variants that change one thing; compare")
+    p_ablate.add_argument("--recipe", default="toy", help="base recipe: preset or YAML (default: the CPU demo)")
+    p_ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the base recipe")
+    p_ablate.add_argument("--variants", default="paper",
+                          help="comma-separated variants, or 'paper' (length-penalty,lenient-verifier)")
+    p_ablate.add_argument("--out", default="runs/ablation", help="one run directory per variant below this")
+    p_ablate.add_argument("--engine", choices=["native", "verl"], default="native",
+                          help="verl: print each variant's recipe changes instead of training here")
+    p_ablate.add_argument("--list", action="store_true", help="list the known variants and exit")
+    p_ablate.set_defaults(func=_cmd_ablate)
+
+    p_data = sub.add_parser("data", help="convert problem sets between formats")
+    data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p_export = data_sub.add_parser(
+        "export", help="write problems (deduplicated) in verl's RL dataset schema, prompts with the recipe's suffix")
+    p_export.add_argument("source", help="parquet/JSONL file, benchmark folder or name (AIME24), or hub dataset "
+                                         "(BytedTsinghua-SIA/DAPO-Math-17k)")
+    p_export.add_argument("--format", choices=["verl"], default="verl", help="output schema (verl)")
+    p_export.add_argument("--out", required=True, help="parquet file to write")
+    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
+    p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
+    p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
+    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
+    p_export.add_argument("--limit", type=int, default=None, help="keep the first N problems")
+    p_export.set_defaults(func=_cmd_data_export)
+
+    from justrl import grading  # `justrl grade`: arguments and handler live in justrl.grading
+
+    grading.add_parser(sub)
 
     return parser
 

@@ -47,8 +47,10 @@ def read_metrics_jsonl(path: Path) -> dict[str, tuple[list[int], list[float]]]:
             except json.JSONDecodeError:
                 continue
             step = row.get("step")
-            if step is None:
+            if step is None or not isinstance(row, dict):
                 continue
+            if isinstance(row.get("data"), dict):  # verl's file logger: {"step": N, "data": {...}}
+                row = {**row["data"], "step": step}
             for key, value in row.items():
                 if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
@@ -76,7 +78,8 @@ def read_tensorboard(directory: Path) -> dict[str, tuple[list[int], list[float]]
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunCurves:
-    """A run's curves from its directory (``metrics.jsonl`` or TensorBoard events) or a JSONL file."""
+    """A run's curves from its directory (``metrics.jsonl`` or TensorBoard events) or a JSONL file
+    (ours, or verl's ``file`` logger output)."""
     path = Path(path)
     if path.is_file():
         series = read_metrics_jsonl(path)
@@ -94,7 +97,7 @@ def _add_validation_mean(series: dict[str, tuple[list[int], list[float]]]) -> No
     """``val/acc``: the native engine logs it; for verl, average its per-benchmark validation scores."""
     if "val/acc" in series:
         return
-    val_keys = [k for k in series if k.startswith("val-core/") and k.endswith("/mean@1")] or [
+    val_keys = [k for k in series if k.startswith("val-core/") and "/acc/mean@" in k] or [
         k for k in series if k.startswith("val/") and "acc" in k
     ]
     if not val_keys:
@@ -131,11 +134,15 @@ def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 
         raise ValueError("none of the runs logged entropy, reward, response length or validation accuracy")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (key, panel_title, ylabel) in zip(axes[0], panels):
+        # Validation is logged every few steps only: smoothing would drag its last value far from
+        # the real one, so it is drawn as logged, with markers.
+        weight = 0.0 if key == "val/acc" else smoothing
         for run in runs:
             steps, values = run.get(key)
             if steps:
-                line, = ax.plot(steps, smooth(values, smoothing), label=run.label, linewidth=1.6)
-                if smoothing > 0:
+                line, = ax.plot(steps, smooth(values, weight), label=run.label, linewidth=1.6,
+                                marker="o" if key == "val/acc" else None, markersize=3)
+                if weight > 0:
                     ax.plot(steps, values, color=line.get_color(), alpha=0.25, linewidth=0.8)
         ax.set_title(panel_title)
         ax.set_xlabel("step")

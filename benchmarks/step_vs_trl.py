@@ -1,0 +1,232 @@
+"""Seconds per GRPO step: the native engine against TRL's ``GRPOTrainer``, same model, same work.
+
+Both engines get the demo's warm-started tiny Qwen2 policy (a copy each), the toy task's training
+prompts through the same chat template, the strict +1/-1 reward, and the toy recipe's shape:
+32 prompts x 8 rollouts per step, 24 new tokens at most, temperature 1.0 / top-p 1.0, 4 optimizer
+updates of 8 prompts (64 sequences) per step, AdamW with the recipe's lr, weight decay and grad
+clip, PPO clip 0.2 / 0.28, no KL (TRL: ``beta=0``) and token-mean loss (TRL: ``loss_type="dapo"``,
+which divides by the active tokens of the whole accumulated batch, here one update).
+
+A "step" is one generation round and its four updates: one native step, or four TRL optimizer
+steps (``steps_per_generation=4``). The two run in one process, alternating step by step (two
+threads passing a baton, never running at once), so that a busy machine slows both alike. The
+first ``--warmup`` steps of each are not counted. Peak memory is measured in two short child
+processes, one per engine: the highest RSS while it builds and trains (and its growth over the
+process's size before), and ``max_memory_allocated`` on a GPU.
+
+    python benchmarks/step_vs_trl.py [--steps 12] [--warmup 2] [--device cpu|cuda]
+
+The last line is ``ratio native/trl: X`` (seconds per step, medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from justrl import recipe as recipe_mod
+from justrl import toy, trainer
+from justrl.verifiers import dapo_reward
+
+
+def bench_recipe(steps: int, device: str) -> recipe_mod.Recipe:
+    return recipe_mod.load("toy", {
+        "total_steps": steps, "val_before_train": False, "val_every": 10**9, "save_every": 10**9,
+        "loggers": [], "device": device,
+    })
+
+
+def trl_trainer(recipe: recipe_mod.Recipe, model_dir: Path, out_dir: str, callbacks: list):
+    """TRL's GRPOTrainer configured to do what one native step does, per 4 optimizer steps."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    updates_per_step = recipe.prompts_per_step // recipe.mini_batch_prompts
+    config = GRPOConfig(
+        output_dir=out_dir,
+        max_steps=recipe.total_steps * updates_per_step,
+        per_device_train_batch_size=recipe.mini_batch_prompts * recipe.rollouts_per_prompt,
+        gradient_accumulation_steps=1,
+        steps_per_generation=updates_per_step,
+        num_generations=recipe.rollouts_per_prompt,
+        max_completion_length=recipe.max_response_tokens,
+        temperature=recipe.temperature, top_p=recipe.top_p, top_k=0,
+        beta=0.0, epsilon=recipe.clip_low, epsilon_high=recipe.clip_high, loss_type="dapo",
+        scale_rewards="group", num_iterations=recipe.ppo_epochs, mask_truncated_completions=False,
+        learning_rate=recipe.lr, weight_decay=recipe.weight_decay, adam_beta1=recipe.adam_betas[0],
+        adam_beta2=recipe.adam_betas[1], max_grad_norm=recipe.grad_clip,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=recipe.warmup_steps * updates_per_step,
+        use_cpu=recipe.device == "cpu", bf16=False, seed=recipe.seed,
+        logging_steps=10**6, save_strategy="no", report_to="none", disable_tqdm=True,
+        log_completions=False, dataloader_num_workers=0,
+    )
+    problems = toy.make_problems("train")
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt + recipe.prompt_suffix}],
+                                  "ground_truth": p.ground_truth} for p in problems])
+
+    def strict_reward(prompts, completions, ground_truth, **kwargs) -> list[float]:
+        return [dapo_reward(c[0]["content"], gt) for c, gt in zip(completions, ground_truth)]
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return GRPOTrainer(model=model, reward_funcs=strict_reward, args=config, train_dataset=dataset,
+                       processing_class=tokenizer, callbacks=callbacks)
+
+
+class Baton:
+    """Two engines taking turns: ``hand_to(other)`` wakes the other and waits for the turn back."""
+
+    def __init__(self) -> None:
+        self.turn = {"native": threading.Semaphore(0), "trl": threading.Semaphore(0)}
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, list[float]] = {"native": [], "trl": []}
+        self.peak: dict[str, int] = {"native": 0, "trl": 0}
+        self.done = False
+
+    def wait(self, me: str) -> None:
+        self.turn[me].acquire()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self.started[me] = time.perf_counter()
+
+    def finish_step(self, me: str) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            self.peak[me] = max(self.peak[me], torch.cuda.max_memory_allocated())
+        self.seconds[me].append(time.perf_counter() - self.started[me])
+
+    def hand_to(self, other: str, me: str) -> None:
+        self.turn[other].release()
+        if not self.done:
+            self.wait(me)
+
+
+def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]]:
+    from transformers import TrainerCallback
+
+    recipe = bench_recipe(steps, device)
+    updates_per_step = recipe.prompts_per_step // recipe.mini_batch_prompts
+    baton = Baton()
+
+    class TrlTurns(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % updates_per_step == 0:
+                baton.finish_step("trl")
+                if state.global_step == state.max_steps:
+                    baton.done = True
+                baton.hand_to("native", "trl")
+
+    def native_on_step(step: int, values: dict) -> None:
+        baton.finish_step("native")
+        baton.hand_to("trl", "native")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trl = trl_trainer(recipe, model_dir, f"{tmp}/trl", [TrlTurns()])
+
+        def run_native() -> None:
+            baton.wait("native")
+            trainer.train(recipe, Path(tmp) / "native", console=False, on_step=native_on_step)
+
+        native = threading.Thread(target=run_native)
+        native.start()
+        baton.turn["native"].release()  # native goes first
+        baton.wait("trl")
+        with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its final metrics
+            trl.train()
+        native.join()
+    return baton.seconds | {"peak_cuda": baton.peak}  # type: ignore[return-value]
+
+
+class RssSampler:
+    """Highest resident set size seen while running, read from /proc every few milliseconds."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = self.read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def read() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self.read())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_peak(engine: str, steps: int, device: str, model_dir: Path) -> dict[str, float]:
+    """Peak memory of one engine alone (run in a child process): RSS, and GPU memory when on a GPU."""
+    recipe = bench_recipe(steps, device)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as tmp, RssSampler() as rss:
+        if engine == "native":
+            trainer.train(recipe, Path(tmp) / "native", console=False)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                trl_trainer(recipe, model_dir, f"{tmp}/trl", []).train()
+    cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    return {"peak_rss_mib": rss.peak / 2**20, "rss_growth_mib": (rss.peak - rss.start) / 2**20,
+            "peak_cuda_mib": cuda / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=12, help="steps per engine (default 12)")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps of each not counted (default 2)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--memory-of", choices=["native", "trl"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    model_dir = toy.prepare(log=lambda _: None)  # the demo's warm-started policy (cached)
+
+    if args.memory_of:
+        print(json.dumps(measure_peak(args.memory_of, 3, args.device, model_dir)))
+        return
+
+    seconds = alternate(args.steps, args.device, model_dir)
+    peaks = {}
+    for engine in ("native", "trl"):
+        child = subprocess.run([sys.executable, __file__, "--memory-of", engine, "--device", args.device],
+                               capture_output=True, text=True, check=True)
+        peaks[engine] = json.loads(child.stdout.strip().splitlines()[-1])
+    per_step = {e: statistics.median(seconds[e][args.warmup:]) for e in ("native", "trl")}
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {device}; {args.steps} steps each ({args.warmup} warm-up not counted), alternating")
+    for e in ("native", "trl"):
+        counted = seconds[e][args.warmup:]
+        memory = (f"peak GPU memory {peaks[e]['peak_cuda_mib']:.0f} MiB" if args.device == "cuda" else
+                  f"peak RSS {peaks[e]['peak_rss_mib']:.0f} MiB (+{peaks[e]['rss_growth_mib']:.0f} MiB to build and train)")
+        print(f"{e:>6}: {per_step[e]:.3f} s/step (median; min {min(counted):.3f}, max {max(counted):.3f}); {memory}")
+    print(f"ratio native/trl: {per_step['native'] / per_step['trl']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Problems written in verl's RL dataset schema (``justrl data export --format verl``).
+
+One row per problem, the columns ``verl.utils.dataset.rl_dataset.RLHFDataset`` and verl's reward
+managers read:
+
+- ``data_source``: where the problem came from (verl groups validation metrics by it);
+- ``prompt``: a chat list with one user turn, the problem followed by the recipe's suffix (the
+  release's verl fork appended the suffix with a patch, ``+data.use_boxed_suffix_prompt``; with
+  upstream verl it has to be in the data);
+- ``ability``: ``math``;
+- ``reward_model``: ``{"ground_truth": ..., "style": "rule"}``; a ground truth stored as
+  ``\\boxed{204}`` (AIME24 in the release) is unwrapped to ``204``, since the strict training
+  reward compares the boxed answer with the ground truth character for character;
+- ``extra_info``: ``{"index": problem id, "split": "train" | "test"}``.
+
+Sources are anything :func:`justrl.problems.load` reads (a parquet/JSONL file, a benchmark
+folder, a hub dataset name such as ``BytedTsinghua-SIA/DAPO-Math-17k``; deduplicated, since the
+published DAPO-Math-17k parquet repeats every prompt), or a benchmark name (``AIME24``) found in
+``--data-dir`` or the benchmark download cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from justrl import problems as problems_mod
+from justrl.problems import Problem
+from justrl.recipe import PROMPT_SUFFIX
+
+ABILITY = "math"
+REWARD_STYLE = "rule"
+SPLITS = ("train", "test")
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    text = pa.string()
+    return pa.schema(
+        [
+            ("data_source", text),
+            ("prompt", pa.list_(pa.struct([("content", text), ("role", text)]))),
+            ("ability", text),
+            ("reward_model", pa.struct([("ground_truth", text), ("style", text)])),
+            ("extra_info", pa.struct([("index", text), ("split", text)])),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    rows: int
+    read: int
+    """Problems in the source before deduplication."""
+
+
+def unwrap_boxed(answer: str) -> str:
+    """``\\boxed{204}`` -> ``204``; anything that is not one whole ``\\boxed{...}`` is returned as is."""
+    text = answer.strip()
+    opener = "\\boxed{"
+    if not (text.startswith(opener) and text.endswith("}")):
+        return answer
+    depth = 0
+    for i, ch in enumerate(text[len(opener) - 1 :], start=len(opener) - 1):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and i != len(text) - 1:
+                return answer  # e.g. "\boxed{1}, \boxed{2}"
+    return text[len(opener) : -1]
+
+
+def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train") -> dict[str, Any]:
+    """One problem as a row of verl's RL dataset schema."""
+    return {
+        "data_source": problem.source,
+        "prompt": [{"content": problems_mod.build_prompt(problem, suffix), "role": "user"}],
+        "ability": ABILITY,
+        "reward_model": {"ground_truth": unwrap_boxed(problem.ground_truth), "style": REWARD_STYLE},
+        "extra_info": {"index": problem.id, "split": split},
+    }
+
+
+def load_source(source: str, *, data_dir: str | Path | None = None, dedupe: bool = True,
+                limit: int | None = None) -> tuple[list[Problem], int]:
+    """The problems of ``source`` (deduplicated) and how many the source held before that.
+
+    ``source`` is a file or folder, a hub dataset name, or the name of one of the paper's
+    benchmarks (looked up in ``data_dir``, else downloaded once into the benchmark cache).
+    """
+    bench = _benchmark_named(source)
+    if bench is not None:
+        from justrl import benchmarks
+
+        found = benchmarks.load_problems(benchmarks.locate([bench], data_dir)[bench.name])
+    else:
+        found = problems_mod.load(source, dedupe=False)
+    kept = unique(found) if dedupe else found
+    return (kept if limit is None else kept[:limit]), len(found)
+
+
+def _benchmark_named(source: str) -> Any:
+    """The paper's benchmark called ``source`` (``AIME24``), or None for paths and hub names."""
+    if Path(source).exists() or "/" in source:
+        return None
+    from justrl import benchmarks
+
+    try:
+        return benchmarks.get(source)
+    except benchmarks.BenchmarkDataError:
+        return None
+
+
+def unique(problems: list[Problem]) -> list[Problem]:
+    """First occurrence of every (problem text, answer) pair, in source order."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.prompt, p.ground_truth) not in seen:
+            seen.add((p.prompt, p.ground_truth))
+            out.append(p)
+    return out
+
+
+def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMPT_SUFFIX,
+                split: str = "train") -> Path:
+    """Write ``problems`` as a verl RL parquet file at ``out`` (parent folders are created)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+    if not problems:
+        raise problems_mod.ProblemDataError(f"{out}: nothing to export (no problems)")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([verl_row(p, suffix, split) for p in problems], schema=_schema())
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # never leave a half-written file where the launcher looks for one
+    return path
+
+
+def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: str = "train",
+           data_dir: str | Path | None = None, limit: int | None = None) -> ExportResult:
+    """Load ``source`` (deduplicated) and write it in verl's schema; see the module docstring."""
+    kept, read = load_source(source, data_dir=data_dir, limit=limit)
+    path = export_verl(kept, out, suffix=suffix, split=split)
+    return ExportResult(path=path, rows=len(kept), read=read)

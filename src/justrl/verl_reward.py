@@ -1,0 +1,57 @@
+"""The reward function verl calls, backed by our verifiers.
+
+verl loads it through ``reward.custom_reward_function.path=pkg://justrl.verl_reward`` and
+``reward.custom_reward_function.name=compute_score`` (see ``verl.trainer.ppo.reward.get_custom_reward_fn``),
+and its reward manager calls it once per response with keyword arguments
+``data_source, solution_str, ground_truth, extra_info``. Anything under
+``reward.custom_reward_function.reward_kwargs`` is passed along as extra keyword arguments; the
+launcher puts the recipe's ``verifier``, ``reward_correct`` and ``reward_incorrect`` there.
+
+The verifier is chosen by, in order: the ``verifier`` keyword, the ``JUSTRL_VERIFIER``
+environment variable, ``dapo-strict`` (the paper's training reward).
+
+It returns a dict, which verl's reward managers accept: ``score`` is the reward, and every other
+key becomes a per-sample column of ``reward_extra_info`` (``acc`` drives verl's
+``val-core/<data_source>/acc/mean@N`` validation metric, ``pred`` its majority vote).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from justrl import verifiers
+
+VERIFIER_ENV = "JUSTRL_VERIFIER"
+DEFAULT_VERIFIER = "dapo-strict"
+
+
+@lru_cache(maxsize=16)
+def _verifier(name: str) -> verifiers.Verifier:
+    return verifiers.get(name)
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict[str, Any] | None = None,
+    *,
+    verifier: str | None = None,
+    reward_correct: float = 1.0,
+    reward_incorrect: float = -1.0,
+    **_: Any,
+) -> dict[str, Any]:
+    """Score one response: ``{"score": reward, "acc": 1.0 or 0.0, "pred": extracted answer}``.
+
+    ``data_source`` and ``extra_info`` are part of verl's calling convention and not needed here;
+    unknown keyword arguments (verl adds some for reward-model routing) are ignored.
+    """
+    name = verifier or os.environ.get(VERIFIER_ENV) or DEFAULT_VERIFIER
+    verdict = _verifier(name)(solution_str, str(ground_truth))
+    return {
+        "score": float(reward_correct if verdict.correct else reward_incorrect),
+        "acc": 1.0 if verdict.correct else 0.0,
+        "pred": verdict.extracted or "",
+    }

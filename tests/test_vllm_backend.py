@@ -1,0 +1,190 @@
+"""The vLLM backend at its API boundary, on CPU: a stand-in ``vllm`` module records what we send
+and answers the way ``vllm.LLM.generate`` does (``RequestOutput.outputs[0]``)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from justrl.generation import Completion, SamplingParams
+from justrl.vllm_backend import (
+    VLLMGenerator,
+    VLLMUnavailable,
+    build_sampling_params,
+    import_vllm,
+    parse_output,
+)
+
+
+@dataclass
+class _Logprob:  # vllm.sequence.Logprob
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+@dataclass
+class _CompletionOutput:  # vllm.outputs.CompletionOutput
+    index: int
+    text: str
+    token_ids: list[int]
+    cumulative_logprob: float | None
+    logprobs: list[dict[int, _Logprob]] | None
+    finish_reason: str | None = None
+
+
+@dataclass
+class _RequestOutput:  # vllm.outputs.RequestOutput
+    request_id: str
+    prompt_token_ids: list[int]
+    outputs: list[_CompletionOutput]
+
+
+class _Tokenizer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        self.calls.append((text, add_special_tokens))
+        return ([1] if add_special_tokens else []) + [ord(c) for c in text]
+
+
+def _fake_vllm() -> types.ModuleType:
+    mod = types.ModuleType("vllm")
+
+    class SamplingParams:
+        def __init__(self, **kwargs: Any) -> None:
+            self.kwargs = kwargs
+
+    class LLM:
+        instances: list[Any] = []
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.kwargs = kwargs
+            self.tokenizer = _Tokenizer()
+            self.calls: list[dict[str, Any]] = []
+            LLM.instances.append(self)
+
+        def get_tokenizer(self) -> _Tokenizer:
+            return self.tokenizer
+
+        def generate(self, prompts: list[Any], sampling_params: Any = None, use_tqdm: bool = True,
+                     **kwargs: Any) -> list[_RequestOutput]:
+            self.calls.append({"prompts": prompts, "sampling_params": sampling_params, "use_tqdm": use_tqdm})
+            outs = []
+            for i, (prompt, sp) in enumerate(zip(prompts, sampling_params)):
+                seed = sp.kwargs["seed"]
+                ids = [seed % 7 + 10, 11, 2]  # 2 stands for EOS
+                lps = [{t: _Logprob(-0.5 * (j + 1))} for j, t in enumerate(ids)] if sp.kwargs["logprobs"] is not None else None
+                text = f"seed {seed} \\boxed{{{len(prompt['prompt_token_ids'])}}}"
+                outs.append(_RequestOutput(str(i), prompt["prompt_token_ids"],
+                                           [_CompletionOutput(0, text, ids, None, lps, "stop" if i % 2 == 0 else "length")]))
+            return outs
+
+    mod.SamplingParams = SamplingParams
+    mod.LLM = LLM
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
+    from justrl import toy
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = toy.build_tokenizer()
+    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=1)
+    toy.build_model(tokenizer, config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    mod = _fake_vllm()
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    return mod
+
+
+def test_requests_one_sampling_params_per_sample_with_its_own_seed(fake_vllm):
+    params = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=31_744, seed=0)
+    built = build_sampling_params(fake_vllm, params, [5, 17, 5])
+    assert [b.kwargs for b in built] == [
+        {"n": 1, "temperature": 0.7, "top_p": 0.9, "max_tokens": 31_744, "seed": s, "logprobs": None}
+        for s in (5, 17, 5)
+    ]
+    assert build_sampling_params(fake_vllm, params, [3], logprobs=True)[0].kwargs["logprobs"] == 0
+
+
+def test_generate_sends_token_ids_without_added_special_tokens_and_parses_in_order(fake_vllm):
+    gen = VLLMGenerator("some/model", tensor_parallel_size=2, gpu_memory_utilization=0.5, enforce_eager=True)
+    llm = fake_vllm.LLM.instances[-1]
+    assert llm.kwargs == {"model": "some/model", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5,
+                          "dtype": "auto", "enforce_eager": True, "max_model_len": None}
+    params = SamplingParams(temperature=0.6, top_p=0.95, max_new_tokens=12, seed=0)
+    out = gen.generate(["<u>ab", "<u>abcd"], params, seeds=[101, 202])
+    call = llm.calls[-1]
+    assert call["use_tqdm"] is False
+    assert call["prompts"] == [{"prompt_token_ids": [ord(c) for c in "<u>ab"]},
+                               {"prompt_token_ids": [ord(c) for c in "<u>abcd"]}]
+    assert all(add is False for _, add in llm.tokenizer.calls)
+    assert [sp.kwargs["seed"] for sp in call["sampling_params"]] == [101, 202]
+    assert {sp.kwargs["max_tokens"] for sp in call["sampling_params"]} == {12}
+    assert out == [
+        Completion("seed 101 \\boxed{5}", [101 % 7 + 10, 11, 2], [], "stop"),
+        Completion("seed 202 \\boxed{7}", [202 % 7 + 10, 11, 2], [], "length"),
+    ]
+
+
+def test_default_seeds_follow_the_generation_convention(fake_vllm):
+    gen = VLLMGenerator("m")
+    gen.generate(["a", "b", "c"], SamplingParams(seed=40))
+    assert [sp.kwargs["seed"] for sp in fake_vllm.LLM.instances[-1].calls[-1]["sampling_params"]] == [40, 41, 42]
+    with pytest.raises(ValueError, match="2 seeds for 3 prompts"):
+        gen.generate(["a", "b", "c"], SamplingParams(), seeds=[1, 2])
+
+
+def test_parse_output_reads_logprobs_of_the_sampled_tokens(fake_vllm):
+    gen = VLLMGenerator("m", logprobs=True)
+    [c] = gen.generate(["xyz"], SamplingParams(), seeds=[3])
+    assert c.token_ids == [13, 11, 2] and c.logprobs == [-0.5, -1.0, -1.5] and c.finish_reason == "stop"
+    raw = _RequestOutput("0", [1], [_CompletionOutput(0, "t", [4], None, None, None)])
+    assert parse_output(raw) == Completion("t", [4], [], "length")
+
+
+def test_a_prebuilt_engine_is_used_as_is(fake_vllm):
+    engine = fake_vllm.LLM(model="x")
+    gen = VLLMGenerator("label", llm=engine)
+    assert gen.llm is engine and len(fake_vllm.LLM.instances) == 1
+
+
+def test_without_vllm_the_message_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    with pytest.raises(VLLMUnavailable, match=r"pip install 'justrl\[vllm\]'.*--backend hf"):
+        import_vllm()
+    with pytest.raises(VLLMUnavailable):
+        VLLMGenerator("some/model")
+
+
+def test_eval_runs_through_the_vllm_backend(fake_vllm, tmp_path, shared_benchmarks, tiny_model):
+    """``--backend vllm`` end to end with the stand-in engine: the release-format lines carry its
+    texts, one per (problem, seed), and the chat-templated prompt reached it as token ids."""
+    from justrl import evaluate
+
+    config = evaluate.EvalConfig(model=str(tiny_model), benchmarks=["AIME24"], backend="vllm",
+                                 data_dir=str(shared_benchmarks), out=str(tmp_path / "out"))
+    config = evaluate.apply_overrides(config, ["n=3", "limit=2", "max_tokens=9", "bootstrap=200"])
+    result = evaluate.run(config)
+    llm = fake_vllm.LLM.instances[-1]
+    assert llm.kwargs["model"] == str(tiny_model) and llm.kwargs["enforce_eager"] is False
+    lines = evaluate.read_samples(result.files["AIME24"])
+    assert len(lines) == 6 and all(rec["response"].startswith(f"seed {rec['seed']} ") for rec in lines)
+    sent = ["".join(map(chr, p["prompt_token_ids"])) for call in llm.calls for p in call["prompts"]]
+    assert all(t.startswith("<|user|>") and t.endswith("\\boxed{}.<|assistant|>") for t in sent)
+    assert {sp.kwargs["max_tokens"] for call in llm.calls for sp in call["sampling_params"]} == {9}
