@@ -25,6 +25,28 @@ def shared_benchmarks() -> Path:
     return SHARED_BENCHMARKS
 
 
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The nine benchmark files, as ../shared/benchmarks beside the repository holds them."""
+    if not (SHARED_BENCHMARKS / "MATH-500" / "test.parquet").is_file():
+        pytest.skip(f"benchmark files not found at {SHARED_BENCHMARKS}")
+    return SHARED_BENCHMARKS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
+    from justrl import toy
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = toy.build_tokenizer()
+    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=1)
+    toy.build_model(tokenizer, config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     import numpy as np

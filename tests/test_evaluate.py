@@ -19,30 +19,7 @@ from justrl import benchmarks as B
 from justrl import evaluate as E
 from justrl.generation import Completion
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared" / "benchmarks"
 RELEASE_KEYS = {"example_id", "prompt", "answer", "seed", "response"}
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not (SHARED / "MATH-500" / "test.parquet").is_file():
-        pytest.skip(f"benchmark files not found at {SHARED}")
-    return SHARED
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
-    from justrl import toy
-
-    path = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = toy.build_tokenizer()
-    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=1)
-    toy.build_model(tokenizer, config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def _config(model: Path, data: Path, out: Path, benchmarks: str, *overrides: str) -> E.EvalConfig:

@@ -66,3 +66,15 @@ def test_cli_plots_two_runs(tmp_path) -> None:
 def test_missing_logs_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
         plots.load_run(tmp_path)
+
+
+def test_health_replay_flags_entropy_collapse(tmp_path, capsys) -> None:
+    run = tmp_path / "collapsing"
+    run.mkdir()
+    rows = [{"step": s, "actor/entropy": 0.5 if s < 4 else 0.001, "critic/score/mean": 0.0} for s in range(1, 12)]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["health", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "step 8: entropy collapse" in out  # below the floor from step 4, alarm after 5 steps
+    _write_run(tmp_path / "fine", 6, 2.0)
+    assert main(["health", str(tmp_path / "fine")]) == 0

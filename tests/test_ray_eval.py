@@ -23,30 +23,6 @@ from justrl.ray_eval import WorkerPool, WorkerPoolError  # noqa: E402
 # there).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared" / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not (SHARED / "MATH-500" / "test.parquet").is_file():
-        pytest.skip(f"benchmark files not found at {SHARED}")
-    return SHARED
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
-    from justrl import toy
-
-    path = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = toy.build_tokenizer()
-    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=1)
-    toy.build_model(tokenizer, config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,20 +88,6 @@ def _fake_vllm() -> types.ModuleType:
     mod.SamplingParams = SamplingParams
     mod.LLM = LLM
     return mod
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
-    from justrl import toy
-
-    path = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = toy.build_tokenizer()
-    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=1)
-    toy.build_model(tokenizer, config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture

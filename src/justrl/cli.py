@@ -54,6 +54,22 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    from justrl import metrics, plots
+
+    unhealthy = 0
+    for path in args.runs:
+        run = plots.load_run(path)
+        monitor = metrics.HealthMonitor(entropy_floor=args.entropy_floor, patience=args.patience)
+        alarms = metrics.replay_health(run.series, monitor)
+        last = max((max(steps) for steps, _ in run.series.values() if steps), default=0)
+        print(f"{path}: {'healthy' if not alarms else f'{len(alarms)} alarm(s)'} over {last} steps")
+        for step, alarm in alarms:
+            print(f"  step {step}: {alarm}")
+        unhealthy += bool(alarms)
+    return 1 if unhealthy else 0
+
+
 def _cmd_budget(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -202,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_plot.add_argument("--smooth", type=float, default=0.0, help="EMA smoothing weight in [0, 1)")
     p_plot.add_argument("--title", default=None)
     p_plot.set_defaults(func=_cmd_plot)
+
+    p_health = sub.add_parser("health", help="replay the health alarms over runs' logs (exit 1 if any fired)")
+    p_health.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
+    p_health.add_argument("--entropy-floor", type=float, default=0.02, help="entropy (nats) counted as collapse")
+    p_health.add_argument("--patience", type=int, default=5, help="steps a condition must hold to alarm")
+    p_health.set_defaults(func=_cmd_health)
 
     p_budget = sub.add_parser("budget", help="tokens, FLOPs and GPU-hours of a recipe or a finished run")
     p_budget.add_argument("--recipe", default="justrl-deepseek-1.5b", help="preset name or YAML file")

@@ -218,3 +218,18 @@ class HealthMonitor:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+def replay_health(series: dict[str, tuple[list[int], list[float]]],
+                  monitor: HealthMonitor | None = None) -> list[tuple[int, str]]:
+    """The alarms a :class:`HealthMonitor` raises over a finished (or running) run's logged series.
+
+    ``series`` as :func:`justrl.plots.load_run` returns it (metric -> (steps, values)), so the
+    native engine's ``metrics.jsonl`` and verl's logs are checked alike.
+    """
+    by_step: dict[int, Metrics] = {}
+    for key, (steps, values) in series.items():
+        for step, value in zip(steps, values):
+            by_step.setdefault(step, {})[key] = value
+    monitor = monitor or HealthMonitor()
+    return [(step, alarm) for step in sorted(by_step) for alarm in monitor.check(by_step[step])]

@@ -305,9 +305,21 @@ def train(
         score_last=state.score[-1] if state.score else None,
     )
     write_json_atomically(run_dir / "summary.json", asdict(result))
+    draw_dynamics(run_dir, recipe, log)
     log.info(summary_text(result, recipe))
     log.close()
     return result
+
+
+def draw_dynamics(run_dir: Path, recipe: Recipe, log: RunLog) -> None:
+    """``dynamics.png``: the run's entropy, reward, length and validation curves (``justrl plot``)."""
+    from justrl import plots
+
+    try:
+        plots.plot_runs([plots.load_run(run_dir, recipe.name)], run_dir / "dynamics.png",
+                        smoothing=0.6, title=f"{recipe.name}: training dynamics")
+    except (OSError, ValueError) as exc:  # a figure is a convenience: never fail a finished run on it
+        log.warning(f"could not draw {run_dir / 'dynamics.png'}: {exc}")
 
 
 # =================================================================================================
@@ -410,7 +422,8 @@ def summary_text(result: TrainResult, recipe: Recipe) -> str:
         lines.append(f"entropy {result.entropy_first:.3f} -> {result.entropy_last:.3f} "
                      f"(min {result.entropy_min:.3f}); reward {result.score_first:+.2f} -> "
                      f"{result.score_last:+.2f}")
-    lines.append(f"run directory: {result.run_dir}")
+    final = "; final policy: final/" if result.stopped == "finished" else ""
+    lines.append(f"run directory: {result.run_dir} (curves: dynamics.png{final})")
     return "\n".join(lines)
 
 
