@@ -17,6 +17,7 @@ from justrl import metrics as metrics_mod
 from justrl import recipe as R
 from justrl import toy, trainer
 from justrl.generation import HFGenerator
+from justrl.problems import Problem
 
 TINY = toy.ToyModelConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=2, num_key_value_heads=1)
@@ -42,7 +43,7 @@ def rollouts_for(model_dir: Path, recipe: R.Recipe, texts: list[str] | None = No
     model, tokenizer = trainer.load_policy(model_dir, torch.device("cpu"), False)
     problems = toy.make_problems("train")[: recipe.prompts_per_step]
     if texts is not None:  # prompts of different lengths, to exercise left padding
-        problems = [toy.ToyProblem(str(i), t, "0") for i, t in enumerate(texts)]
+        problems = [Problem(str(i), t, "0", "test") for i, t in enumerate(texts)]
     prompts = trainer.encode_prompts(problems, tokenizer, recipe)
     rollouts = trainer.generate_rollouts(HFGenerator(model, tokenizer), prompts, recipe, seed=5)
     return model, rollouts

@@ -81,18 +81,21 @@ class AblationRow:
     length_last: float | None
 
 
-def _last(run_dir: Path, key: str) -> float | None:
-    value = None
+def _series(run_dir: Path, key: str) -> list[float]:
     path = run_dir / "metrics.jsonl"
+    rows = []
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
-                row = json.loads(line)
+                rows.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-            if key in row:
-                value = row[key]
-    return value
+    return [row[key] for row in rows if key in row]
+
+
+def _last(run_dir: Path, key: str) -> float | None:
+    values = _series(run_dir, key)
+    return values[-1] if values else None
 
 
 def run(base: Recipe, variants: Sequence[str], out_dir: str | Path, *, console: bool = True) -> list[AblationRow]:
@@ -135,8 +138,11 @@ def write_report(rows: Sequence[AblationRow], base: Recipe, out_dir: Path) -> Pa
         "|---|---|---|---|---|---|---|---|",
     ]
     baseline_after = rows[0].acc_after if rows else None
+    baseline_rewards = _series(Path(rows[0].run_dir), "critic/score/mean") if rows else []
     for row in rows:
         what = "the recipe as is" if row.variant == "baseline" else VARIANTS[row.variant].description
+        if row.variant != "baseline" and _series(Path(row.run_dir), "critic/score/mean") == baseline_rewards:
+            what += " — **identical to the baseline at every step: on this task the change never altered a reward**"
         delta = (None if row.acc_after is None or baseline_after is None or row.variant == "baseline"
                  else row.acc_after - baseline_after)
         lines.append(

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from justrl.problems import Problem
+
 TOY_SOURCE = "toy-arithmetic"
 """The name that selects the synthetic task as ``train_data`` / ``val_data``."""
 TOY_MODEL = "toy"
@@ -50,26 +52,16 @@ CHAT_TEMPLATE = (
 
 # --- the task -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ToyProblem:
-    """One arithmetic problem; the same fields as ``justrl.problems.Problem``."""
-
-    id: str
-    prompt: str
-    ground_truth: str
-    source: str = TOY_SOURCE
-
-
 TEST_FRACTION = 0.2
 """Share of all problems held out for validation (never trained on, warm start included)."""
 
 
-def _all_problems() -> list[ToyProblem]:
-    return [ToyProblem(f"{a}+{b}+{c}", f"{a}+{b}+{c}=?", str(a + b + c))
+def _all_problems() -> list[Problem]:
+    return [Problem(f"{a}+{b}+{c}", f"{a}+{b}+{c}=?", str(a + b + c), TOY_SOURCE)
             for a in range(10) for b in range(10) for c in range(10)]
 
 
-def make_problems(split: str = "train") -> list[ToyProblem]:
+def make_problems(split: str = "train") -> list[Problem]:
     """All problems of ``split`` ("train" or "test"), in a fixed order (the split never changes)."""
     if split not in ("train", "test"):
         raise ValueError(f"toy split must be 'train' or 'test', got {split!r}")
@@ -79,7 +71,7 @@ def make_problems(split: str = "train") -> list[ToyProblem]:
     return problems[:n_test] if split == "test" else problems[n_test:]
 
 
-def response_for(problem: ToyProblem) -> str:
+def response_for(problem: Problem) -> str:
     """The reference response the warm start imitates."""
     return f"{BOXED}{problem.ground_truth}}}"
 
