@@ -20,6 +20,7 @@ Conventions every backend keeps:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -85,6 +86,10 @@ class HFGenerator:
         self.stop_token_ids = stop_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(
             self.stop_token_ids)
+        # transformers renamed the KV-cache argument from ``past_key_values`` to ``cache`` (5.2x);
+        # pass whichever this model's forward takes, so neither version warns on every token.
+        forward_args = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
 
     @property
     def device(self) -> torch.device:
@@ -168,8 +173,9 @@ class HFGenerator:
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with autocast:
             out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                             past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1].float(), out.past_key_values
+                             use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+        new_cache = out.cache if self._cache_arg == "cache" else out.past_key_values
+        return out.logits[:, -1].float(), new_cache
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:
