@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="justrl",
         description="Train and evaluate math-reasoning LMs with the JustRL recipe (plain GRPO).",
     )
+    from justrl import __version__
+
+    parser.add_argument("--version", action="version", version=f"justrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_recipe = sub.add_parser("recipe", help="show the recipe's hyperparameters")
