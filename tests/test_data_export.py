@@ -8,6 +8,7 @@ import pytest
 
 from justrl import data_export
 from justrl.cli import main
+from justrl.problems import unwrap_boxed
 from justrl.recipe import PROMPT_SUFFIX
 
 DAPO_HEAD = (
@@ -116,7 +117,7 @@ def test_benchmark_by_name_and_plain_schema(shared_benchmarks, tmp_path) -> None
     ("\\boxed{1}, \\boxed{2}", "\\boxed{1}, \\boxed{2}"), ("\\boxed{x", "\\boxed{x"),
 ])
 def test_unwrap_boxed(answer: str, expected: str) -> None:
-    assert data_export.unwrap_boxed(answer) == expected
+    assert unwrap_boxed(answer) == expected
 
 
 def test_cli_export_with_a_recipe_suffix(tmp_path, capsys) -> None:

@@ -59,30 +59,13 @@ class ExportResult:
     """Problems in the source before deduplication."""
 
 
-def unwrap_boxed(answer: str) -> str:
-    """``\\boxed{204}`` -> ``204``; anything that is not one whole ``\\boxed{...}`` is returned as is."""
-    text = answer.strip()
-    opener = "\\boxed{"
-    if not (text.startswith(opener) and text.endswith("}")):
-        return answer
-    depth = 0
-    for i, ch in enumerate(text[len(opener) - 1 :], start=len(opener) - 1):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0 and i != len(text) - 1:
-                return answer  # e.g. "\boxed{1}, \boxed{2}"
-    return text[len(opener) : -1]
-
-
 def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train") -> dict[str, Any]:
     """One problem as a row of verl's RL dataset schema."""
     return {
         "data_source": problem.source,
         "prompt": [{"content": problems_mod.build_prompt(problem, suffix), "role": "user"}],
         "ability": ABILITY,
-        "reward_model": {"ground_truth": unwrap_boxed(problem.ground_truth), "style": REWARD_STYLE},
+        "reward_model": {"ground_truth": problems_mod.unwrap_boxed(problem.ground_truth), "style": REWARD_STYLE},
         "extra_info": {"index": problem.id, "split": split},
     }
 

@@ -58,6 +58,24 @@ def strip_dapo_wrapper(text: str) -> str:
     return text
 
 
+def unwrap_boxed(answer: str) -> str:
+    """``\\boxed{204}`` -> ``204`` (AIME24's ground truths are stored boxed, and the strict reward
+    compares bare answers); anything that is not one whole ``\\boxed{...}`` is returned as is."""
+    text = answer.strip()
+    opener = "\\boxed{"
+    if not (text.startswith(opener) and text.endswith("}")):
+        return answer
+    depth = 0
+    for i, ch in enumerate(text[len(opener) - 1 :], start=len(opener) - 1):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and i != len(text) - 1:
+                return answer  # e.g. "\boxed{1}, \boxed{2}"
+    return text[len(opener) : -1]
+
+
 def build_prompt(problem: Problem, suffix: str) -> str:
     """The user message for a problem: its text followed by the recipe's suffix."""
     return problem.prompt + suffix

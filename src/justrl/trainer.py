@@ -537,7 +537,7 @@ def load_problems(name: str, split: str) -> list[Any]:
 def encode_prompts(problems: Sequence[Any], tokenizer, recipe: Recipe,
                    log: Callable[[str], None] = print) -> list[Prompt]:
     """Prompts with the recipe's suffix, through the chat template; over-long ones are dropped."""
-    from justrl.verifiers import BOXED, last_boxed_content
+    from justrl.problems import unwrap_boxed
 
     out = []
     for p in problems:
@@ -550,10 +550,7 @@ def encode_prompts(problems: Sequence[Any], tokenizer, recipe: Recipe,
             ids = tokenizer(text)["input_ids"]
         if len(ids) > recipe.max_prompt_tokens:
             continue
-        truth = p.ground_truth
-        if truth.startswith(BOXED):  # the strict reward compares bare answers
-            truth = last_boxed_content(truth) or truth
-        out.append(Prompt(list(ids), truth, p.id, p.source))
+        out.append(Prompt(list(ids), unwrap_boxed(p.ground_truth), p.id, p.source))
     if len(out) < len(problems):
         log(f"dropped {len(problems) - len(out)} of {len(problems)} prompts longer than "
                  f"max_prompt_tokens={recipe.max_prompt_tokens}")
