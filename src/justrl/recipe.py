@@ -55,8 +55,8 @@ class Recipe:
     """Sequences per forward/backward pass (gradient accumulation); memory only, not the math."""
     ppo_epochs: int = 1
     """Passes over each step's rollouts; paper: 1 (verl default)."""
-    shuffle_mini_batches: bool = True
-    """Shuffle rollouts before cutting mini-batches (verl actor.shuffle)."""
+    shuffle_mini_batches: bool = False
+    """Shuffle rollouts before cutting mini-batches (verl actor.shuffle); paper: off (verl's default)."""
     normalize_adv_by_std: bool = True
     """Divide group-centred scores by the group's std (original GRPO; False = Dr.GRPO)."""
     adv_epsilon: float = 1e-6

@@ -234,7 +234,8 @@ def train(
                 values = {
                     "critic/score/mean": rewards.mean().item(),
                     "critic/score/std": rewards.std().item() if len(rewards) > 1 else 0.0,
-                    "critic/advantages/mean": advantages.mean().item(),
+                    # over response tokens, as verl logs it (a sequence mean is ~0 by construction)
+                    "critic/advantages/mean": grpo.masked_mean(advantages[:, None].expand_as(mask), mask).item(),
                     "acc/mean": correct.float().mean().item(),
                     "batch/groups_with_signal": groups_with_signal(rewards, rollouts.group),
                     "actor/entropy": grpo.aggregate(entropy, mask, recipe.loss_agg).item(),
@@ -243,7 +244,7 @@ def train(
                     "response_length/clip_ratio": float(np.mean(rollouts.truncated)),
                     "prompt_length/mean": float(np.mean([len(p) for p in rollouts.prompt_ids])),
                     **updates.metrics,
-                    "actor/lr": lr,
+                    "actor/lr": lr,  # the lr this step's updates used (verl 0.9.1 logs the next step's)
                     "actor/nonfinite_skipped": float(updates.skipped),
                     "rollout/logprob_diff": logprob_diff.item(),
                     "tokens/total": float(state.tokens_total),
@@ -741,6 +742,7 @@ def policy_log_probs(model, rollouts: Rollouts, recipe: Recipe, device: torch.de
     log_probs = torch.zeros(len(rollouts), width)
     entropy = torch.zeros(len(rollouts), width)
     pad_id = rollouts.pad_id
+    model.eval()  # as verl's inference pass: no dropout noise in the old log-probs
     with torch.no_grad():
         for start in range(0, len(rollouts), recipe.micro_batch_sequences):
             rows = list(range(start, min(start + recipe.micro_batch_sequences, len(rollouts))))
