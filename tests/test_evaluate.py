@@ -68,7 +68,7 @@ def test_overrides_are_typed_recorded_and_checked():
         E.apply_overrides(config, ["temprature=1"])
     with pytest.raises(E.EvalError, match="unknown setting 'model'"):
         E.apply_overrides(config, ["model=other"])  # a flag, not a key=value setting
-    with pytest.raises(E.EvalError, match="n: expected int"):
+    with pytest.raises(E.EvalError, match="n: expected an integer"):
         E.apply_overrides(config, ["n=two"])
     with pytest.raises(E.EvalError, match="top_p must be in"):
         E.apply_overrides(config, ["top_p=0"])

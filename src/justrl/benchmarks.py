@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from justrl import problems as problems_mod
+from justrl.errors import BenchmarkDataError
 from justrl.problems import Problem
 
 # The commit of thunlp/JustRL that added data/ (the files have not changed since).
@@ -78,10 +79,6 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("BRUMO25", 32, 30, "ef510deea34c5b6d165c06d020acede1c1031eb91d90336cb4d615d9e55ba391", "plain"),
     Benchmark("CMIMC25", 32, 40, "7f290e5564265e57b0fe91c72bde2f1a06ca147148b7787084c54a0354abfcce", "plain"),
 )
-
-
-class BenchmarkDataError(RuntimeError):
-    """Benchmark files that are missing, unreadable or not what the registry expects."""
 
 
 def _key(name: str) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from justrl import logs
 from justrl import recipe as recipe_mod
+from justrl.errors import JustrlError
 
 
 def _cmd_recipe_show(args: argparse.Namespace) -> int:
@@ -113,15 +115,11 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from justrl import evaluate
 
-    try:
-        config = evaluate.EvalConfig(
-            model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
-            data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
-        )
-        evaluate.run(evaluate.apply_overrides(config, args.overrides))
-    except evaluate.user_errors() as exc:
-        print(f"justrl eval: {exc}", file=sys.stderr)
-        return 2
+    config = evaluate.EvalConfig(
+        model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
+        data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
+    )
+    evaluate.run(evaluate.apply_overrides(config, args.overrides))
     return 0
 
 
@@ -139,11 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recipe = recipe_mod.load(str(saved), args.overrides) if args.overrides and saved.is_file() else None
     else:  # the native engine's default is the CPU demo
         recipe = recipe_mod.load(args.recipe or "toy", args.overrides)
-    try:
-        result = trainer.train(recipe, run_dir=args.run_dir, resume=args.resume)
-    except trainer.TrainingError as exc:
-        print(f"justrl train: {exc}", file=sys.stderr)
-        return 2
+    result = trainer.train(recipe, run_dir=args.run_dir, resume=args.resume)
     return {"finished": 0, "interrupted": 130}.get(result.stopped, 1)
 
 
@@ -177,16 +171,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 def _cmd_data_export(args: argparse.Namespace) -> int:
     from justrl import data_export
-    from justrl.benchmarks import BenchmarkDataError
-    from justrl.problems import ProblemDataError
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
-    try:
-        result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
-                                    data_dir=args.data_dir, limit=args.limit)
-    except (ProblemDataError, BenchmarkDataError) as exc:
-        print(f"justrl data export: {exc}", file=sys.stderr)
-        return 2
+    result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
+                                data_dir=args.data_dir, limit=args.limit)
     print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
           f"{result.read} read from {args.source}, duplicates dropped)")
     return 0
@@ -309,7 +297,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     grading.add_parser(sub)
 
+    _add_output_flags(parser)
     return parser
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """--quiet / --verbose / --debug, accepted before or after the subcommand (and its action)."""
+    default: object = False if top else argparse.SUPPRESS
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only warnings and errors; no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="debug messages, and transformers' own warnings and progress bars")
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of a user error instead of one line")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_output_flags(child, top=False)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    words = [getattr(args, key, None) for key in ("command", "recipe_command", "data_command")]
+    return " ".join(["justrl", *(w for w in words if w)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,13 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    logs.setup(-1 if args.quiet else 1 if args.verbose else 0)
     try:
         return int(args.func(args) or 0)
-    except recipe_mod.RecipeError as exc:
-        print(f"justrl: {exc}", file=sys.stderr)
+    except JustrlError as exc:
+        if args.debug:
+            raise
+        print(f"{_command_name(args)}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("justrl: interrupted", file=sys.stderr)
+        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130
 
 

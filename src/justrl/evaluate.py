@@ -29,7 +29,6 @@ import json
 import os
 import random
 import time
-import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,9 @@ from typing import Any
 import numpy as np
 
 from justrl import benchmarks as bench_mod
+from justrl import config as config_mod
 from justrl.benchmarks import Benchmark, BenchmarkFile, PublishedRow
+from justrl.errors import EvalError
 from justrl.problems import Problem
 
 # The release's PROMPT_TEMPLATE: one space after the problem, no newline.
@@ -49,20 +50,6 @@ CONFIG_FILE = "eval_config.json"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 CHART_FILE = "scores.png"
-
-
-class EvalError(RuntimeError):
-    """A problem with an evaluation's settings or output folder; the message says what to do."""
-
-
-def user_errors() -> tuple[type[Exception], ...]:
-    """Errors the CLI reports as one line (bad settings, missing data or packages), not a traceback."""
-    from justrl.benchmarks import BenchmarkDataError
-    from justrl.problems import ProblemDataError
-    from justrl.ray_eval import WorkerPoolError
-    from justrl.vllm_backend import VLLMUnavailable
-
-    return (EvalError, BenchmarkDataError, ProblemDataError, WorkerPoolError, VLLMUnavailable)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,40 +167,13 @@ def override_keys() -> list[str]:
 
 def apply_overrides(config: EvalConfig, items: Iterable[str]) -> EvalConfig:
     """``config`` with ``["n=2", "temperature=0.6", ...]`` applied (typed, unknown keys refused)."""
-    hints = typing.get_type_hints(EvalConfig)
-    allowed = set(override_keys())
-    changes: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise EvalError(f"{item!r} is not of the form key=value")
-        key, raw = (s.strip() for s in item.split("=", 1))
-        key = key.replace("-", "_")
-        if key not in allowed:
-            raise EvalError(f"unknown setting {key!r}; known: {', '.join(sorted(allowed))}")
-        changes[key] = _coerce(key, raw, hints[key])
-    new = dataclasses.replace(config, **changes)
+    updates = config_mod.parse_overrides(items, error=EvalError)
+    if "prompt" in updates:  # allow "\n" escapes in a prompt template given on the command line
+        updates["prompt"] = updates["prompt"].encode().decode("unicode_escape")
+    new = config_mod.apply(config, updates, source="the command line", allowed=override_keys(),
+                           what="setting", error=EvalError)
     new.validate()
     return new
-
-
-def _coerce(key: str, raw: str, hint: Any) -> Any:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null", ""):
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    try:
-        if hint is bool:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1", "yes")
-        if hint is int:
-            return int(raw.replace("_", "").replace(",", ""))
-        if hint is float:
-            return float(raw)
-    except ValueError:
-        raise EvalError(f"{key}: expected {hint.__name__}, got {raw!r}") from None
-    # Allow "\n" escapes in a prompt template given on the command line.
-    return raw.encode().decode("unicode_escape") if key == "prompt" else raw
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from typing import Protocol
 
 import torch
 
+from justrl.errors import ModelLoadError
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -237,10 +239,6 @@ def sample(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top
     pick = pick.clamp(max=probs.shape[-1] - 1)
     token = order.gather(-1, pick).squeeze(-1) if top_p < 1.0 else pick.squeeze(-1)
     return token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
-
-
-class ModelLoadError(ValueError):
-    """A model or tokenizer that cannot be loaded; the message names it and says why."""
 
 
 def load_hf_generator(model: str, *, device: str | None = None, dtype: str | None = None,

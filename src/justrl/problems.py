@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from justrl.errors import ProblemDataError
+
 PROBLEM_KEYS = ("problem", "question", "prompt", "input")
 ANSWER_KEYS = ("answer", "ground_truth", "final_answer", "solution", "target")
 
@@ -43,10 +45,6 @@ class Problem:
     """Where it came from: a benchmark or data set name."""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Anything else the source carried (problem type, split, ...)."""
-
-
-class ProblemDataError(ValueError):
-    """A problem file that cannot be read; the message names the file, row and field."""
 
 
 def strip_dapo_wrapper(text: str) -> str:

@@ -20,16 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from justrl.errors import WorkerPoolError
+
 
 class PromptItem(Protocol):
     """What a shard is made of: the text to continue and the sample's seed."""
 
     text: str
     seed: int
-
-
-class WorkerPoolError(RuntimeError):
-    """A shard failed more often than allowed, or Ray could not start."""
 
 
 @dataclass

@@ -11,13 +11,14 @@ and values of the wrong type are refused with a message that names the key.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from justrl import config
+from justrl.errors import RecipeError
 
 PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -185,22 +186,9 @@ class Recipe:
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 
 
-class RecipeError(ValueError):
-    """A recipe that cannot be built: unknown key, wrong type, impossible combination."""
-
-
 def field_docs() -> dict[str, str]:
     """Each field's one-line comment (the string literal under it in the class body)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(Recipe))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = str(nxt.value.value)  # type: ignore[attr-defined]
-    return docs
+    return config.field_docs(Recipe)
 
 
 # --- presets --------------------------------------------------------------------------------------
@@ -272,98 +260,14 @@ def preset_names() -> list[str]:
 
 # --- building a recipe ----------------------------------------------------------------------------
 
-def _type_hints() -> dict[str, Any]:
-    return typing.get_type_hints(Recipe)
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Convert a YAML/CLI value to the field's declared type, or raise RecipeError naming the key."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        last: Exception | None = None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(key, value, arg)
-            except RecipeError as exc:
-                last = exc
-        raise last or RecipeError(f"{key}: cannot use {value!r}")
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
-        if not isinstance(value, (list, tuple)):
-            raise RecipeError(f"{key}: expected a list, got {value!r}")
-        if origin is tuple:
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(key, v, args[0]) for v in value)
-            if len(value) != len(args):
-                raise RecipeError(f"{key}: expected {len(args)} values, got {len(value)}")
-            return tuple(_coerce(key, v, a) for v, a in zip(value, args))
-        return [_coerce(key, v, args[0]) for v in value]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise RecipeError(f"{key}: expected true/false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise RecipeError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                pass
-        raise RecipeError(f"{key}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, bool):
-            raise RecipeError(f"{key}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise RecipeError(f"{key}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, (dict, list)):
-            raise RecipeError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    raise RecipeError(f"{key}: unsupported type {hint}")
-
-
 def apply(recipe: Recipe, updates: dict[str, Any], *, source: str = "override") -> Recipe:
     """A copy of ``recipe`` with ``updates`` applied; unknown keys and bad types raise RecipeError."""
-    hints = _type_hints()
-    known = {f.name for f in fields(Recipe)}
-    changes: dict[str, Any] = {}
-    for key, value in updates.items():
-        if key not in known:
-            close = [k for k in known if key.replace("-", "_") == k or key in k]
-            hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
-            raise RecipeError(f"unknown recipe key {key!r} in {source}{hint}")
-        changes[key] = _coerce(key, value, hints[key])
-    return dataclasses.replace(recipe, **changes)
+    return config.apply(recipe, updates, source=source, what="recipe key", error=RecipeError)
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["lr=1e-5", "val_data=AIME24,AIME25"]`` -> ``{"lr": "1e-5", ...}`` (strings; typed by apply)."""
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise RecipeError(f"override {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value
-    return out
+    return config.parse_overrides(items, error=RecipeError)
 
 
 def load(name_or_path: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Recipe:

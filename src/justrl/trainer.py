@@ -49,6 +49,7 @@ import torch
 from justrl import grpo, toy
 from justrl import metrics as metrics_mod
 from justrl import recipe as recipe_mod
+from justrl.errors import TrainingError
 from justrl.generation import HFGenerator, SamplingParams, left_pad, position_ids
 from justrl.recipe import Recipe
 
@@ -60,10 +61,6 @@ COMPLETE_MARKER = "COMPLETE"
 """Written last inside a checkpoint; a checkpoint without it is never resumed from."""
 RESUME_MAY_CHANGE = ("total_steps", "loggers")
 """Recipe fields a resumed run may change (neither alters the steps already taken)."""
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot start or cannot go on; the message says why and what to do."""
 
 
 @dataclass

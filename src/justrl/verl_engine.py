@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from justrl import recipe as recipe_mod
-from justrl.recipe import Recipe, RecipeError
+from justrl.errors import VerlConfigError
+from justrl.recipe import Recipe
 
 VERL_VERSION = "0.9.1"
 """The verl release the overrides are written for and tested against (the ``verl`` extra pins it)."""
@@ -55,10 +56,6 @@ ADDED_KEY_PREFIXES = (
     "reward.custom_reward_function.reward_kwargs.",  # passed by verl to our compute_score
     "ray_kwargs.ray_init.runtime_env.env_vars.",  # environment of every Ray worker
 )
-
-
-class VerlConfigError(RecipeError):
-    """Overrides that the installed verl would refuse or silently ignore; the message names the key."""
 
 
 # --------------------------------------------------------------------------------------------

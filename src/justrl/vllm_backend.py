@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from justrl.errors import BackendUnavailable
 from justrl.generation import Completion, SamplingParams
 
 INSTALL_HINT = (
@@ -28,7 +29,7 @@ INSTALL_HINT = (
 )
 
 
-class VLLMUnavailable(ImportError):
+class VLLMUnavailable(BackendUnavailable):
     """vLLM is not installed (or cannot be imported) here."""
 
 

@@ -1,0 +1,147 @@
+"""Writes that a crash cannot leave half-done, and one writer per folder.
+
+- :func:`atomic_write_text` / :func:`atomic_write_json`: a temporary file in the same folder,
+  flushed to disk, then renamed over the target; a reader sees the old file or the new one.
+- :func:`publish_folder`: a folder written aside is put in place of the target in one step; where
+  the target exists the two are exchanged atomically (Linux ``renameat2(RENAME_EXCHANGE)``), so
+  there is no moment at which neither exists.
+- :class:`FolderLock`: an advisory exclusive lock on a run or evaluation folder, held for the life
+  of the process and released by the operating system when the process dies (even by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from justrl.errors import FolderInUseError
+
+LOCK_FILE = ".lock"
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's or a folder's entry to disk (a no-op where the platform cannot)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+    return path
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def publish_folder(staged: str | Path, target: str | Path) -> Path:
+    """Put the folder ``staged`` (complete, on the same file system) in place of ``target``.
+
+    Where ``target`` exists, the two are exchanged in one step and the old content is then deleted,
+    so a reader (or a crash) always finds a complete ``target``. Where the platform cannot exchange,
+    the old folder is moved aside first and deleted after the new one is in (a short window).
+    """
+    staged, target = Path(staged), Path(target)
+    fsync_path(staged)
+    if not target.exists():
+        os.rename(staged, target)
+    elif _exchange(staged, target):
+        shutil.rmtree(staged)  # now holds the old content
+    else:
+        aside = target.with_name(f".{target.name}.old.{os.getpid()}")
+        os.rename(target, aside)
+        os.rename(staged, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    fsync_path(target.parent)
+    return target
+
+
+def staging_path(target: str | Path) -> Path:
+    """A fresh, empty sibling of ``target`` to write a folder into before :func:`publish_folder`."""
+    target = Path(target)
+    staged = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    return staged
+
+
+class FolderLock:
+    """An exclusive, advisory lock on ``folder`` (the file ``folder/.lock`` holds the owner's pid).
+
+    ``acquire`` refuses with :class:`FolderInUseError` naming the holder's pid when another live
+    process holds it. The operating system drops the lock when the holder exits or is killed, so a
+    crash never leaves a folder locked. On platforms without ``fcntl`` the lock is a no-op.
+    """
+
+    def __init__(self, folder: str | Path, what: str = "folder") -> None:
+        self.folder = Path(folder)
+        self.what = what
+        self._handle: Any = None
+
+    def acquire(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise FolderInUseError(
+                f"{self.folder} is in use by another process (pid {holder}): one {self.what} writes "
+                "to a folder at a time; wait for it to end, or choose another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the descriptor drops the flock
+            self._handle = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
