@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from justrl import logs
 from justrl import recipe as recipe_mod
@@ -189,7 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"justrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_recipe(sub)
+    _add_plot(sub)
+    _add_health(sub)
+    _add_budget(sub)
+    _add_train(sub)
+    _add_ablate(sub)
+    _add_data(sub)
+    _add_eval(sub)
+    _add_grade(sub)
+    _add_output_flags(parser)
+    return parser
 
+
+def _add_recipe(sub: Any) -> None:
     p_recipe = sub.add_parser("recipe", help="show the recipe's hyperparameters")
     recipe_sub = p_recipe.add_subparsers(dest="recipe_command", metavar="ACTION", required=True)
     p_show = recipe_sub.add_parser("show", help="print a resolved recipe (preset or YAML file + overrides)")
@@ -202,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_list = recipe_sub.add_parser("list", help="list the presets")
     p_list.set_defaults(func=_cmd_recipe_list)
 
+
+def _add_plot(sub: Any) -> None:
     p_plot = sub.add_parser("plot", help="draw entropy / reward / response-length curves of one or more runs")
     p_plot.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
     p_plot.add_argument("--out", default="dynamics.png", help="PNG to write (default: dynamics.png)")
@@ -210,12 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_plot.add_argument("--title", default=None)
     p_plot.set_defaults(func=_cmd_plot)
 
+
+def _add_health(sub: Any) -> None:
     p_health = sub.add_parser("health", help="replay the health alarms over runs' logs (exit 1 if any fired)")
     p_health.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
     p_health.add_argument("--entropy-floor", type=float, default=0.02, help="entropy (nats) counted as collapse")
     p_health.add_argument("--patience", type=int, default=5, help="steps a condition must hold to alarm")
     p_health.set_defaults(func=_cmd_health)
 
+
+def _add_budget(sub: Any) -> None:
     p_budget = sub.add_parser("budget", help="tokens, FLOPs and GPU-hours of a recipe or a finished run")
     p_budget.add_argument("--recipe", default="justrl-deepseek-1.5b", help="preset name or YAML file")
     p_budget.add_argument("overrides", nargs="*", metavar="key=value")
@@ -227,6 +247,54 @@ def build_parser() -> argparse.ArgumentParser:
     p_budget.add_argument("--mfu", type=float, default=0.2, help="model-FLOP utilisation to assume")
     p_budget.set_defaults(func=_cmd_budget)
 
+
+def _add_train(sub: Any) -> None:
+    p_train = sub.add_parser("train", help="train with the recipe: natively (CPU / one GPU) or on verl (cluster)")
+    p_train.add_argument("--recipe", default=None,
+                         help="preset name or YAML file (default: native: toy, the CPU demo; verl: the paper's recipe)")
+    p_train.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="override recipe fields; with --engine verl, dotted keys go to verl as they are")
+    p_train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>-<date>-<time>)")
+    p_train.add_argument("--engine", choices=["native", "verl"], default="native",
+                         help="native: this machine; verl: verl's Ray trainer (see docs: Running on a cluster)")
+    p_train.add_argument("--resume", action="store_true", help="native: continue the run in --run-dir")
+    from justrl.verl_engine import add_verl_arguments
+
+    add_verl_arguments(p_train)
+    p_train.set_defaults(func=_cmd_train)
+
+
+def _add_ablate(sub: Any) -> None:
+    p_ablate = sub.add_parser("ablate", help="train the recipe and variants that change one thing; compare")
+    p_ablate.add_argument("--recipe", default="toy", help="base recipe: preset or YAML (default: the CPU demo)")
+    p_ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the base recipe")
+    p_ablate.add_argument("--variants", default="paper",
+                          help="comma-separated variants, or 'paper' (length-penalty,lenient-verifier)")
+    p_ablate.add_argument("--out", default="runs/ablation", help="one run directory per variant below this")
+    p_ablate.add_argument("--engine", choices=["native", "verl"], default="native",
+                          help="verl: print each variant's recipe changes instead of training here")
+    p_ablate.add_argument("--list", action="store_true", help="list the known variants and exit")
+    p_ablate.set_defaults(func=_cmd_ablate)
+
+
+def _add_data(sub: Any) -> None:
+    p_data = sub.add_parser("data", help="convert problem sets between formats")
+    data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p_export = data_sub.add_parser(
+        "export", help="write problems (deduplicated) in verl's RL dataset schema, prompts with the recipe's suffix")
+    p_export.add_argument("source", help="parquet/JSONL file, benchmark folder or name (AIME24), or hub dataset "
+                                         "(BytedTsinghua-SIA/DAPO-Math-17k)")
+    p_export.add_argument("--format", choices=["verl"], default="verl", help="output schema (verl)")
+    p_export.add_argument("--out", required=True, help="parquet file to write")
+    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
+    p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
+    p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
+    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
+    p_export.add_argument("--limit", type=int, default=None, help="keep the first N problems")
+    p_export.set_defaults(func=_cmd_data_export)
+
+
+def _add_eval(sub: Any) -> None:
     p_eval = sub.add_parser(
         "eval", help="evaluate a model on the paper's nine benchmarks (resumable), report vs published",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -253,52 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting (see below)")
     p_eval.set_defaults(func=_cmd_eval)
 
-    p_train = sub.add_parser("train", help="train with the recipe: natively (CPU / one GPU) or on verl (cluster)")
-    p_train.add_argument("--recipe", default=None,
-                         help="preset name or YAML file (default: native: toy, the CPU demo; verl: the paper's recipe)")
-    p_train.add_argument("overrides", nargs="*", metavar="key=value",
-                         help="override recipe fields; with --engine verl, dotted keys go to verl as they are")
-    p_train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>-<date>-<time>)")
-    p_train.add_argument("--engine", choices=["native", "verl"], default="native",
-                         help="native: this machine; verl: verl's Ray trainer (see docs: Running on a cluster)")
-    p_train.add_argument("--resume", action="store_true", help="native: continue the run in --run-dir")
-    from justrl.verl_engine import add_verl_arguments
 
-    add_verl_arguments(p_train)
-    p_train.set_defaults(func=_cmd_train)
-
-    p_ablate = sub.add_parser("ablate", help="train the recipe and variants that change one thing; compare")
-    p_ablate.add_argument("--recipe", default="toy", help="base recipe: preset or YAML (default: the CPU demo)")
-    p_ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the base recipe")
-    p_ablate.add_argument("--variants", default="paper",
-                          help="comma-separated variants, or 'paper' (length-penalty,lenient-verifier)")
-    p_ablate.add_argument("--out", default="runs/ablation", help="one run directory per variant below this")
-    p_ablate.add_argument("--engine", choices=["native", "verl"], default="native",
-                          help="verl: print each variant's recipe changes instead of training here")
-    p_ablate.add_argument("--list", action="store_true", help="list the known variants and exit")
-    p_ablate.set_defaults(func=_cmd_ablate)
-
-    p_data = sub.add_parser("data", help="convert problem sets between formats")
-    data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    p_export = data_sub.add_parser(
-        "export", help="write problems (deduplicated) in verl's RL dataset schema, prompts with the recipe's suffix")
-    p_export.add_argument("source", help="parquet/JSONL file, benchmark folder or name (AIME24), or hub dataset "
-                                         "(BytedTsinghua-SIA/DAPO-Math-17k)")
-    p_export.add_argument("--format", choices=["verl"], default="verl", help="output schema (verl)")
-    p_export.add_argument("--out", required=True, help="parquet file to write")
-    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
-    p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
-    p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
-    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
-    p_export.add_argument("--limit", type=int, default=None, help="keep the first N problems")
-    p_export.set_defaults(func=_cmd_data_export)
-
+def _add_grade(sub: Any) -> None:
     from justrl import grading  # `justrl grade`: arguments and handler live in justrl.grading
 
     grading.add_parser(sub)
-
-    _add_output_flags(parser)
-    return parser
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:
