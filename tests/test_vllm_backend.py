@@ -62,14 +62,32 @@ def _fake_vllm() -> types.ModuleType:
         def __init__(self, **kwargs: Any) -> None:
             self.kwargs = kwargs
 
+    # The one thing here that needs a GPU: its memory. Each engine takes its share at start-up
+    # and gives it back at shutdown; vLLM refuses to start when less than its share is free.
+    mod.gpu = {"free": 1.0}
+    mod.events = []
+    mod.abort_seeds = set()  # requests for these seeds end with finish reason "abort"
+
     class LLM:
         instances: list[Any] = []
 
         def __init__(self, **kwargs: Any) -> None:
+            share = kwargs.get("gpu_memory_utilization", 0.9)
+            if share > mod.gpu["free"] + 1e-9:
+                raise ValueError(f"Free memory on device ({mod.gpu['free']:.2f}) on startup is less than "
+                                 f"desired GPU memory utilization ({share})")
+            mod.gpu["free"] -= share
             self.kwargs = kwargs
             self.tokenizer = _Tokenizer()
             self.calls: list[dict[str, Any]] = []
+            self.llm_engine = types.SimpleNamespace(engine_core=types.SimpleNamespace(shutdown=self._shutdown))
+            self.model_config = types.SimpleNamespace(max_model_len=kwargs.get("max_model_len") or 4096)
+            mod.events.append(("start", kwargs.get("model")))
             LLM.instances.append(self)
+
+        def _shutdown(self) -> None:
+            mod.gpu["free"] += self.kwargs.get("gpu_memory_utilization", 0.9)
+            mod.events.append(("shutdown", self.kwargs.get("model")))
 
         def get_tokenizer(self) -> _Tokenizer:
             return self.tokenizer
@@ -83,8 +101,9 @@ def _fake_vllm() -> types.ModuleType:
                 ids = [seed % 7 + 10, 11, 2]  # 2 stands for EOS
                 lps = [{t: _Logprob(-0.5 * (j + 1))} for j, t in enumerate(ids)] if sp.kwargs["logprobs"] is not None else None
                 text = f"seed {seed} \\boxed{{{len(prompt['prompt_token_ids'])}}}"
+                reason = "abort" if seed in mod.abort_seeds else ("stop" if i % 2 == 0 else "length")
                 outs.append(_RequestOutput(str(i), prompt["prompt_token_ids"],
-                                           [_CompletionOutput(0, text, ids, None, lps, "stop" if i % 2 == 0 else "length")]))
+                                           [_CompletionOutput(0, text, ids, None, lps, reason)]))
             return outs
 
     mod.SamplingParams = SamplingParams
