@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ class WandbSink:
             raise BackendUnavailable("loggers=wandb needs the wandb package (pip install wandb)") from exc
         run_dir = Path(run_dir)
         id_file = run_dir / self.ID_FILE
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(6)
         self._run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "justrl"), name=name or run_dir.name, id=run_id,
             resume="allow", dir=str(run_dir), config=config or {}, reinit="create_new",
