@@ -208,6 +208,15 @@ def test_published_csv_is_checksum_checked(monkeypatch):
         B.published()
 
 
+def test_a_degenerate_interval_judges_no_published_row():
+    assert B.outside_interval(52.6, (40.0, 60.0)) is False
+    assert B.outside_interval(29.9, (40.0, 60.0)) is True
+    assert B.outside_interval(60.0, (40.0, 60.0)) is False  # the bounds belong to the interval
+    for ci in [(0.0, 0.0), (100.0, 100.0), (50.0, 50.0)]:  # one problem, or every problem scored alike
+        assert B.outside_interval(52.6, ci) is None
+        assert B.outside_interval(ci[0], ci) is None
+
+
 @pytest.mark.parametrize(("model", "family"), [
     ("hbx/JustRL-DeepSeek-1.5B", "deepseek-1.5b"),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "deepseek-1.5b"),

@@ -330,6 +330,16 @@ def published(family: str | None = None) -> list[PublishedRow]:
     return [r for r in rows if family is None or r.family == family]
 
 
+def outside_interval(published: float, ci: tuple[float, float]) -> bool | None:
+    """Whether a published score lies outside our confidence interval; ``None`` when the interval
+    cannot tell: it has no width (one problem, or every problem scored alike, e.g. ``[0.0, 0.0]``),
+    so the bootstrap saw no spread and "outside" would mark every published row as a difference."""
+    low, high = ci
+    if not high - low > 1e-9:
+        return None
+    return not low <= published <= high
+
+
 def families() -> list[str]:
     return sorted({r.family for r in published()})
 
