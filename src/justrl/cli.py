@@ -232,8 +232,7 @@ def _add_health(sub: Any) -> None:
     p_health.add_argument("--entropy-floor", type=float, default=0.02,
                           help="entropy (nats, >= 0) counted as collapse")
     p_health.add_argument("--patience", type=int, default=5, help="steps (>= 1) a condition must hold to alarm")
-    p_health.add_argument("--json", action="store_true", help="print the reports as JSON")
-    p_health.set_defaults(func=_cmd_health)
+    _add_json_flag(p_health, "the reports", _cmd_health)
 
 
 def _add_budget(sub: Any) -> None:
@@ -248,8 +247,13 @@ def _add_budget(sub: Any) -> None:
     p_budget.add_argument("--gpu-tflops", type=float, default=989.0,
                           help="peak TFLOP/s of one GPU (> 0; default: H100 bf16)")
     p_budget.add_argument("--mfu", type=float, default=0.2, help="model-FLOP utilisation to assume, in (0, 1]")
-    p_budget.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    p_budget.set_defaults(func=_cmd_budget)
+    _add_json_flag(p_budget, "the estimate", _cmd_budget)
+
+
+def _add_json_flag(parser: argparse.ArgumentParser, what: str, handler: Any) -> None:
+    """``--json``: the command's result as JSON on stdout (for scripts), and the command's handler."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+    parser.set_defaults(func=handler)
 
 
 def _add_train(sub: Any) -> None:
