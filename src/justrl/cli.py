@@ -197,7 +197,7 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
     result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
-                                data_dir=args.data_dir, limit=args.limit)
+                                data_dir=args.data_dir, limit=args.limit, answer_from=recipe.answer_from)
     print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
           f"{result.read} read from {args.source}, duplicates dropped)")
     return 0
@@ -336,7 +336,8 @@ def _add_data(sub: Any) -> None:
     p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
     p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
     p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
-    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
+    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, or 'download' for the pinned download "
+                                                            "(default: the copy packaged with justrl)")
     p_export.add_argument("--limit", type=int, default=None, help="keep the first N problems")
     p_export.set_defaults(func=_cmd_data_export)
 
@@ -361,7 +362,8 @@ def _add_eval(sub: Any) -> None:
     p_eval.add_argument("--workers", type=int, default=1,
                         help="Ray actors to spread samples over (local, or the cluster in RAY_ADDRESS)")
     p_eval.add_argument("--data-dir", default=None,
-                        help="folder with NAME/test.parquet per benchmark (default: download once into a cache)")
+                        help="folder with NAME/test.parquet per benchmark, or 'download' for the pinned "
+                             "download (default: the copy packaged with justrl)")
     p_eval.add_argument("--out", default=None, help="output folder (default: runs/eval/<model name>)")
     p_eval.add_argument("--judge-model", default=None,
                         help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
