@@ -185,7 +185,8 @@ def test_eval_runs_through_the_vllm_backend(fake_vllm, tmp_path, shared_benchmar
 
     config = evaluate.EvalConfig(model=str(tiny_model), benchmarks=["AIME24"], backend="vllm",
                                  data_dir=str(shared_benchmarks), out=str(tmp_path / "out"))
-    config = evaluate.apply_overrides(config, ["n=3", "limit=2", "max_tokens=9", "bootstrap=200"])
+    config = evaluate.apply_overrides(config, ["n=3", "limit=2", "max_tokens=9", "bootstrap=200",
+                                               "max_model_len=4096"])  # the toy config says 128
     result = evaluate.run(config)
     llm = fake_vllm.LLM.instances[-1]
     assert llm.kwargs["model"] == str(tiny_model) and llm.kwargs["enforce_eager"] is False

@@ -73,7 +73,7 @@ def check_budget(
     room = context - longest
     if room < 1:
         raise ContextLengthError(
-            f"prompt {label} has {longest} tokens, as many as the model's context of {context}: it cannot "
+            f"prompt {label} has {longest} tokens, no fewer than the model's context of {context}: it cannot "
             "be answered at all (and vLLM would refuse the whole batch); use a model with a longer context"
         )
     if not allow_truncated:

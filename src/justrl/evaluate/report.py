@@ -40,6 +40,14 @@ def _cell(comp: Comparison) -> str:
     return f"{comp.published:.2f} ({comp.difference:+.1f}){mark}"
 
 
+def _budget_note(budget: dict[str, Any] | None) -> str:
+    """What the context really left, when it left some responses less than ``max_tokens``."""
+    if not budget or not budget.get("truncated"):
+        return ""
+    return (f" (**truncated**: the longest prompt, {budget['longest_prompt_label']}, leaves "
+            f"{budget['effective_max_tokens']} before the model's {budget['context']}-token context)")
+
+
 def render_report(summary: Summary) -> str:
     """``report.md``: settings, the score table with CIs next to the published rows, notes."""
     s = summary.settings
@@ -49,7 +57,7 @@ def render_report(summary: Summary) -> str:
         f"| backend | {s.get('backend')} (workers: {s.get('workers')}) |",
         f"| prompt | `{_show_template(str(s.get('prompt')))}` as one user turn through the chat template |",
         f"| sampling | temperature {s.get('temperature')}, top-p {s.get('top_p')}, "
-        f"max new tokens {s.get('max_tokens')} |",
+        f"max new tokens {s.get('max_tokens')}{_budget_note(s.get('budget'))} |",
         f"| samples per problem | {s.get('n') or 'the paper’s N per benchmark'} (one seed per sample, "
         f"drawn from seed {s.get('seed')}) |",
         f"| grader | {s.get('grader')}"
