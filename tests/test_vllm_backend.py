@@ -297,3 +297,84 @@ def test_close_shuts_the_engine_down_and_release_frees_it(fake_vllm):
     newer.shutdown = lambda: newer.calls.append("LLM.shutdown")
     shutdown_engine(newer)  # an LLM with its own shutdown() uses it
     assert newer.calls == ["LLM.shutdown"]
+
+
+# --- issue 14 through `justrl eval --backend vllm` (the stand-in: what needs a GPU) ---------------
+
+
+def _eval_config(model: Any, data: Any, out: Any, *overrides: str) -> Any:
+    from justrl import evaluate
+
+    config = evaluate.EvalConfig(model=str(model), benchmarks=["AIME24"], backend="vllm", data_dir=str(data),
+                                 out=str(out))
+    return evaluate.apply_overrides(config, ["n=3", "limit=2", "max_tokens=9", "bootstrap=200", *overrides])
+
+
+def test_the_judge_engine_starts_after_the_policys_has_shut_down(fake_vllm, tmp_path, shared_benchmarks, tiny_model):
+    """Case 3: both engines ask for 0.9 of the GPU; the judge's used to start while the policy's
+    still held its share (vLLM then refuses to start). Case 5: the judge reused the policy's
+    tensor-parallel size. Case 1: the judge's prompts go longest first, in token-budgeted calls."""
+    from dataclasses import replace
+
+    from justrl import evaluate
+
+    config = _eval_config(tiny_model, shared_benchmarks, tmp_path / "out", "max_model_len=4096",
+                          "tensor_parallel_size=2", "judge_max_model_len=4096", "judge_batch_tokens=9000",
+                          "judge_gpu_memory_utilization=0.8")
+    evaluate.run(replace(config, judge_model=str(tiny_model)))
+    assert [kind for kind, _ in fake_vllm.events] == ["start", "shutdown", "start", "shutdown"]
+    policy, judge = fake_vllm.LLM.instances
+    assert policy.kwargs["tensor_parallel_size"] == 2 and policy.kwargs["gpu_memory_utilization"] == 0.9
+    assert judge.kwargs["tensor_parallel_size"] == 1 and judge.kwargs["gpu_memory_utilization"] == 0.8
+    assert judge.kwargs["max_model_len"] <= 4096
+    assert fake_vllm.gpu["free"] == pytest.approx(1.0)  # both shares given back
+    sizes = [[len(p["prompt_token_ids"]) for p in call["prompts"]] for call in judge.calls]
+    assert len(sizes) > 1 and sum(map(len, sizes)) == 6  # every answer was rejected by the rules
+    flat = [n for batch in sizes for n in batch]
+    assert flat == sorted(flat, reverse=True)
+    assert {sp.kwargs["temperature"] for call in judge.calls for sp in call["sampling_params"]} == {0.0}
+
+
+def test_unfinished_samples_are_not_written_and_the_run_stops(fake_vllm, tmp_path, shared_benchmarks, tiny_model):
+    """Case 4: an aborted request used to be written as a sample, so a resume took it as done."""
+    from justrl import evaluate
+    from justrl.errors import EvalError
+
+    seeds = evaluate.sample_seeds(0, "aime24", 3)
+    fake_vllm.abort_seeds.add(seeds[1])
+    config = _eval_config(tiny_model, shared_benchmarks, tmp_path / "out", "max_model_len=4096")
+    with pytest.raises(EvalError, match=r"2 samples did not finish even after retries \(abort x2\); nothing was"):
+        evaluate.run(config)
+    [path] = (tmp_path / "out").glob("aime24_*.jsonl")
+    written = evaluate.read_samples(path)
+    assert len(written) == 4 and seeds[1] not in {r["seed"] for r in written}
+    sent = [sp.kwargs["seed"] for call in fake_vllm.LLM.instances[0].calls for sp in call["sampling_params"]]
+    assert sent.count(seeds[1]) == 2 * 3  # two problems, sent three times each (two retries)
+    fake_vllm.abort_seeds.clear()
+    result = evaluate.run(config)  # the rerun generates exactly what was missing
+    assert result.generated == 2 and len(evaluate.read_samples(path)) == 6
+
+
+def test_a_budget_past_the_context_is_refused_before_any_engine_starts(fake_vllm, tmp_path, shared_benchmarks,
+                                                                       tiny_model):
+    """Case 5: vLLM stops at the context with "length", so a short context silently scored a
+    smaller budget; and a prompt longer than the context aborted the whole generate call."""
+    import json
+
+    from justrl import evaluate
+    from justrl.errors import ContextLengthError
+
+    with pytest.raises(ContextLengthError, match=r"no fewer than the model's context of 128"):
+        evaluate.run(_eval_config(tiny_model, shared_benchmarks, tmp_path / "a"))  # the toy config: 128
+    with pytest.raises(ContextLengthError, match=r"max_tokens=31744 does not fit: prompt AIME24/\d+ \(\d+ tokens\)"):
+        evaluate.run(_eval_config(tiny_model, shared_benchmarks, tmp_path / "b", "max_model_len=1024",
+                                  "max_tokens=31744"))
+    assert fake_vllm.LLM.instances == []
+    out = tmp_path / "c"
+    evaluate.run(_eval_config(tiny_model, shared_benchmarks, out, "max_model_len=1024", "max_tokens=31744",
+                              "allow_truncated_budget=true"))
+    budget = json.loads((out / evaluate.CONFIG_FILE).read_text())["settings"]["budget"]
+    assert budget["truncated"] and budget["context"] == 1024
+    assert budget["effective_max_tokens"] == 1024 - budget["longest_prompt"] < 31744
+    report = (out / evaluate.REPORT_FILE).read_text()
+    assert f"leaves {budget['effective_max_tokens']} before the model's 1024-token context" in report
