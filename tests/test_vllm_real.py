@@ -71,8 +71,9 @@ def _justrl() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "from justrl.cli import main; main()"]
 
 
-def _eval_command(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return [*_justrl(), "eval", "--model", str(model), "--benchmarks", "HMMT25", "--backend", "vllm",
+def _eval_command(model: Path, data: Path, out: Path, *extra: str, judge: Path | None = None) -> list[str]:
+    flags = ["--judge-model", str(judge)] if judge else []
+    return [*_justrl(), "eval", "--model", str(model), "--benchmarks", "HMMT25", "--backend", "vllm", *flags,
             "--data-dir", str(data), "--out", str(out), f"n={SAMPLES}", "batch_size=4", "prompt={problem}",
             "max_tokens=24", "enforce_eager=true", "dtype=float32", "bootstrap=100", "family=none", *extra]
 
@@ -83,7 +84,10 @@ def _lines(path: Path) -> list[str]:
 
 def test_eval_with_vllm_killed_and_resumed(toy_policy, sums_data, tmp_path):
     """SIGKILL in the middle of generation (the whole process group: vLLM's engine too), then the
-    same command again: every (problem, seed) once, the lines written before the kill untouched."""
+    same command again, now with the toy as a vLLM judge too (its engine after the policy's has
+    ended; its context stretched so the CompassVerifier prompt, ~2,700 of the toy's tokens, fits
+    with room for a short reply): every (problem, seed) once, the lines written before the kill
+    untouched, the answers the rules rejected judged."""
     out = tmp_path / "out"
     sample_file = out / f"hmmt25_t0.7_p0.9_n{SAMPLES}-MNT24.jsonl"
     log = (tmp_path / "first.log").open("w")
@@ -100,8 +104,9 @@ def test_eval_with_vllm_killed_and_resumed(toy_policy, sums_data, tmp_path):
     kept = before[: before.rfind(b"\n") + 1]
     assert kept.count(b"\n") >= 8, (tmp_path / "first.log").read_text()[-3000:]
 
-    second = subprocess.run(_eval_command(toy_policy, sums_data, out), env=_env(), capture_output=True,
-                            text=True, timeout=2 * ENGINE_START_S)
+    second = subprocess.run(_eval_command(toy_policy, sums_data, out, "judge_max_model_len=2816",
+                                          judge=toy_policy),
+                            env=_env(), capture_output=True, text=True, timeout=3 * ENGINE_START_S)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     after = sample_file.read_bytes()
     assert after.startswith(kept)
@@ -110,6 +115,11 @@ def test_eval_with_vllm_killed_and_resumed(toy_policy, sums_data, tmp_path):
     assert len(keys) == len(set(keys)) == PROBLEMS * SAMPLES
     grading = json.loads((out / "grading_results.json").read_text())
     assert sum(f["responses"] for f in grading["files"].values()) == PROBLEMS * SAMPLES
+    assert grading["grader"]["judge"] == str(toy_policy)
+    assert sum(f["judge_calls"] for f in grading["files"].values()) > 0
+    assert "do not fit its context" not in second.stderr  # every judged answer went to the engine
+    budget = json.loads((out / "eval_config.json").read_text())["settings"]["budget"]
+    assert budget["context"] == 128 and budget["effective_max_tokens"] == 24 and not budget["truncated"]
     assert (out / "report.md").is_file()
 
 
