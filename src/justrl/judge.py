@@ -251,11 +251,17 @@ class JudgeEngine:
     tensor-parallel size (the release ran the judge on one GPU), sized to its longest prompt."""
 
     backend: str = "hf"
+    """``hf`` (transformers) or ``vllm``."""
     device: str | None = None
+    """hf: torch device (default: cuda if available, else cpu)."""
     dtype: str | None = None
+    """Weights' dtype (default: the backend's choice)."""
     gpu_memory_utilization: float = 0.9
+    """vllm: the judge engine's GPU share (the policy's engine has ended when it starts)."""
     tensor_parallel_size: int = 1
+    """vllm: GPUs for the judge engine (the release: 1)."""
     enforce_eager: bool = False
+    """vllm: no CUDA graphs."""
     max_model_len: int | None = None
     """vllm: the judge engine's context; default: the longest prompt + reply, within the model's."""
     batch_tokens: int | None = None
