@@ -252,20 +252,20 @@ class JudgeEngine:
 
     backend: str = "hf"
     """``hf`` (transformers) or ``vllm``."""
-    device: str | None = None
-    """hf: torch device (default: cuda if available, else cpu)."""
-    dtype: str | None = None
-    """Weights' dtype (default: the backend's choice)."""
     gpu_memory_utilization: float = 0.9
     """vllm: the judge engine's GPU share (the policy's engine has ended when it starts)."""
     tensor_parallel_size: int = 1
     """vllm: GPUs for the judge engine (the release: 1)."""
-    enforce_eager: bool = False
-    """vllm: no CUDA graphs."""
     max_model_len: int | None = None
     """vllm: the judge engine's context; default: the longest prompt + reply, within the model's."""
     batch_tokens: int | None = None
     """Tokens per generate call; default :data:`HF_BATCH_TOKENS` / :data:`VLLM_BATCH_TOKENS`."""
+    enforce_eager: bool = False
+    """vllm: no CUDA graphs."""
+    device: str | None = None
+    """hf: torch device (default: cuda if available, else cpu)."""
+    dtype: str | None = None
+    """Weights' dtype (default: the backend's choice)."""
 
     def build(self, model: str, context: int | None) -> Callable[[int], TextGenerator]:
         def make(needed: int) -> TextGenerator:
