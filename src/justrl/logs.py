@@ -56,6 +56,7 @@ def setup(verbosity: int = 0) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
     handler._justrl_console = True  # type: ignore[attr-defined]
+    handler.setLevel(level)  # its own level: a log file (to_file) may lower the logger's
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
@@ -88,10 +89,12 @@ def to_file(path: str | Path, level: int = logging.INFO) -> Iterator[logging.Han
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
+    before = logger.level
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(before)
         handler.close()

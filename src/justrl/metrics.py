@@ -10,13 +10,18 @@ human should see (entropy collapse, a reward that no longer moves, non-finite va
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
-from collections.abc import Callable
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from justrl import io, logs
+
+log = logs.get(__name__)
 
 Metrics = dict[str, float]
 
@@ -79,9 +84,15 @@ def truncate_jsonl(path: str | Path, last_step: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    io.atomic_write_text(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
+
+
+@contextlib.contextmanager
+def timer(timing: dict[str, float], key: str) -> Iterator[None]:
+    """``timing[key]``: wall seconds of the block (a step's ``timing_s/<key>`` metric)."""
+    start = time.perf_counter()
+    yield
+    timing[key] = time.perf_counter() - start
 
 
 class TensorBoardSink:
@@ -102,17 +113,19 @@ class TensorBoardSink:
 
 
 class ConsoleSink:
-    """A rich progress bar showing reward, accuracy, entropy and response length of the last step."""
+    """A rich progress bar showing reward, accuracy, entropy and response length of the last step.
+
+    It draws on :func:`justrl.logs.console`, the console the log handler writes to, so messages
+    logged during the run appear above the bar.
+    """
 
     def __init__(self, total_steps: int, start_step: int = 0, description: str = "GRPO") -> None:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
+            console=logs.console(), transient=False,
         )
         self._task = self._progress.add_task(description, total=total_steps, completed=start_step,
                                              stats="")
@@ -125,16 +138,17 @@ class ConsoleSink:
                  f"entropy {metrics['actor/entropy']:.3f}  len {metrics['response_length/mean']:.1f}")
         self._progress.update(self._task, completed=step, stats=stats)
 
-    def print(self, message: str) -> None:
-        self._progress.console.print(message, markup=False, highlight=False)
-
     def close(self) -> None:
         self._progress.stop()
 
 
 def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: int,
-               warn: Callable[[str], None]) -> list[Sink]:
-    """The sinks the recipe's ``loggers`` name; an unavailable optional sink is skipped with a warning."""
+               progress_bar: bool = True) -> list[Sink]:
+    """The sinks the recipe's ``loggers`` name; an unavailable optional sink is skipped with a warning.
+
+    ``console`` is the progress bar; it is left out when ``progress_bar`` is False (a library call
+    with ``console=False``, ``--quiet``, or stderr not a terminal).
+    """
     sinks: list[Sink] = []
     for name in names:
         if name == "jsonl":
@@ -143,13 +157,15 @@ def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: in
             try:
                 sinks.append(TensorBoardSink(run_dir / "tensorboard"))
             except ImportError:
-                warn("tensorboard is not installed; skipping the TensorBoard sink (pip install tensorboard)")
+                log.warning("tensorboard is not installed; skipping the TensorBoard sink "
+                            "(pip install tensorboard)")
         elif name == "console":
-            sinks.append(ConsoleSink(total_steps, start_step))
+            if progress_bar:
+                sinks.append(ConsoleSink(total_steps, start_step))
         elif name == "wandb":
-            warn("the native engine has no W&B sink; use jsonl/tensorboard (skipping wandb)")
+            log.warning("the native engine has no W&B sink; use jsonl/tensorboard (skipping wandb)")
         else:
-            warn(f"unknown logger {name!r}; known: console, jsonl, tensorboard")
+            log.warning("unknown logger %r; known: console, jsonl, tensorboard", name)
     return sinks
 
 
