@@ -61,3 +61,17 @@ def test_score_table_shows_ours_with_ci_and_the_published_rows():
     text = console.file.getvalue()
     assert "avg@N (%) with 95% bootstrap CI" in text and "JustRL-DeepSeek-1.5B" in text
     assert "50.00" in text and "29.90 (+20.1) †" in text and "average" in text
+
+
+def test_a_zero_width_interval_marks_no_published_row():
+    one = _score("AIME24", [0.0])  # one problem: CI [0.0, 0.0]
+    alike = _score("MATH-500", [1.0] * 5)  # every problem scored alike: CI [100.0, 100.0]
+    summary = E.summarize("hbx/JustRL-DeepSeek-1.5B", [one, alike], family="deepseek-1.5b",
+                          settings=E.EvalConfig(model="m").to_dict(), resamples=200)
+    assert (one.ci_low, one.ci_high) == (0.0, 0.0) and (alike.ci_low, alike.ci_high) == (100.0, 100.0)
+    for row in summary.published:
+        comps = summary.comparisons(row)
+        assert comps["AIME24"].outside_ci is None and comps["MATH-500"].outside_ci is None, row.model
+        assert comps["AIME24"].difference == pytest.approx(0.0 - row.scores["AIME24"])
+    table = [line for line in E.render_report(summary).splitlines() if line.startswith(("| AIME24", "| MATH-500"))]
+    assert len(table) == 2 and not any("†" in line for line in table)

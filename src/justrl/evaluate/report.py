@@ -71,7 +71,8 @@ def render_report(summary: Summary) -> str:
     lines.append(
         "avg@N in percent, with a 95% bootstrap confidence interval over problems (each problem's "
         "samples resampled together; 10,000 resamples unless set otherwise). Published scores are "
-        "shown as `published (ours − published)`; † marks a published score outside our interval."
+        "shown as `published (ours − published)`; † marks a published score outside our interval "
+        "(none is marked where the interval has no width: one problem, or every problem scored alike)."
     )
     lines.append("")
     header = ["benchmark", "N", "problems", "ours", "95% CI"] + [r.model for r in summary.published]

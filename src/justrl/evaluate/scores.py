@@ -132,7 +132,7 @@ class Summary:
 def _compare(model: str, published: float | None, ours: float, ci: tuple[float, float]) -> Comparison:
     if published is None:
         return Comparison(model, None, None, None)
-    return Comparison(model, published, ours - published, not (ci[0] <= published <= ci[1]))
+    return Comparison(model, published, ours - published, bench_mod.outside_interval(published, ci))
 
 
 def per_problem_scores(records: Sequence[dict[str, Any]], correct: Sequence[bool]) -> dict[int, float]:
