@@ -30,7 +30,8 @@ def verify_batch(
 
     What a cheap check settles is settled here; the rest goes to ``workers`` processes (default:
     the CPUs this process may use), each item bounded by ``timeout_s`` (a worker that overruns is
-    killed and replaced; the item is graded wrong with reason ``timeout``). A worker that dies is
+    killed and replaced; the item is retried once, on a fresh worker with a larger bound, and is
+    ``undecided`` if it overruns that too -- never graded wrong for it). A worker that dies is
     replaced and its item retried once. ``progress(n_done)`` is called as items complete.
     """
     if len(responses) != len(ground_truths):
