@@ -144,15 +144,17 @@ class _WorkerPool:
         workers: int,
         chunk_size: int = 8,
         progress: Callable[[int], None] | None = None,
+        retry_timeout_s: float | None = None,
     ) -> dict[int, Verdict]:
         """Verdicts for ``items`` by index, each bounded by ``timeout_s`` of worker time; those that
-        overrun it are retried once with ``RETRY_FACTOR * timeout_s``, then undecided."""
+        overrun it are retried once with ``retry_timeout_s`` (default ``RETRY_FACTOR *
+        timeout_s``), then undecided."""
         first = _Batch(self, verifier, items, timeout_s, workers, chunk_size, progress)
         results = first.run()
         if first.timed_out:
             done = len(results)
             relay = None if progress is None else (lambda n: progress(done + n))
-            retry_s = timeout_s * RETRY_FACTOR
+            retry_s = retry_timeout_s if retry_timeout_s is not None else timeout_s * RETRY_FACTOR
             second = _Batch(self, verifier, first.timed_out, retry_s, workers, 1, relay, first_bound_s=timeout_s)
             results.update(second.run())
         return results
@@ -328,7 +330,8 @@ def run_many(
     timeout_s: float,
     workers: int,
     progress: Callable[[int], None] | None = None,
+    retry_timeout_s: float | None = None,
 ) -> dict[int, Verdict]:
     """``verifier.full`` on ``items`` (``(index, response, truth)``) over ``workers`` pool workers,
-    each item bounded by ``timeout_s``; verdicts by index."""
-    return _POOL.run_many(verifier, items, timeout_s, workers, progress=progress)
+    each item bounded by ``timeout_s`` (retried once with ``retry_timeout_s``); verdicts by index."""
+    return _POOL.run_many(verifier, items, timeout_s, workers, progress=progress, retry_timeout_s=retry_timeout_s)

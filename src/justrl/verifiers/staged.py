@@ -96,7 +96,8 @@ def apply_judge(
     responses: Sequence[str],
     ground_truths: Sequence[str],
 ) -> list[Verdict]:
-    """Send every rejected verdict to ``judge`` in one batch and record its grades."""
+    """Send every rejected (or undecided) verdict to ``judge`` in one batch and record its grades:
+    the judge decides what the rules left undecided."""
     rejected = [i for i, v in enumerate(verdicts) if not v.correct]
     out = list(verdicts)
     if not rejected:
@@ -112,6 +113,7 @@ def apply_judge(
             correct=bool(grade),
             reason="judge-correct" if grade else "judge-rejected",
             stage=STAGE_JUDGE,
+            undecided=False,
         )
     return out
 
