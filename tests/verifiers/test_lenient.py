@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from justrl.verifiers import boxed, stated
+from justrl.verifiers import boxed, numbers, stated
 from justrl.verifiers import lenient as lenient_mod
 from justrl.verifiers.lenient import Lenient
 
@@ -21,6 +21,8 @@ def test_lenient_fast_path_picks_the_answer_math_verify_ranks_first(cases) -> No
         if box is None or box is stated.UNCLOSED or box is stated.RETRACTED or box != boxed.last_box(tail):
             continue
         truth = lenient_mod._unwrap_truth(c["ground_truth"])
+        if numbers.override_class(box, truth) is not None:
+            continue  # decided by the box's exact form (unit powers, bases), which MV's extraction drops
         answer = lenient._stated_answer(tail)
         assert answer is not None, c["id"]
         fast = lenient._compare_quick(box, truth) or lenient._compare_math_verify(box, truth)

@@ -25,8 +25,8 @@ def test_justrl_eval_records_the_settling_stage(cases, live_verdicts) -> None:
     for c, v in zip(cases, live_verdicts["justrl-eval"]):
         if v.stage == "release-rule":
             assert v.correct and c["expected"]["release-rule"]
-        else:
-            assert not c["expected"]["release-rule"]
+        elif c["expected"]["release-rule"]:  # accepted by the release, refuted exactly by lenient
+            assert not v.correct and "overrides release-rule" in v.reason, c["id"]
 
 
 class _RecordingJudge:
@@ -61,6 +61,7 @@ RELEASE_FALSE_POSITIVES = [
     ("\\boxed{4.6e-25}", "4.6e-24", "scientific"),
     ("\\boxed{4.3e-10}", "3.3e-10", "scientific"),
     ("\\boxed{32, 349}", "32349", "list-vs-number"),
+    ("So \\boxed{5}. Wait, that is wrong: the count misses a case.", "5", "retracted"),
 ]
 
 

@@ -32,6 +32,7 @@ def test_an_unclosed_or_retracted_last_box_is_no_answer() -> None:
     assert stated.box_answer("So \\boxed{5}. Wait, that is wrong: 3 is.") is stated.RETRACTED
     assert stated.box_answer("\\boxed{5}. I made a mistake above.") is stated.RETRACTED
     assert stated.box_answer("\\boxed{5}. I hope it is correct.") == "5"
+    assert stated.box_answer("\\boxed{5}. Wait, let me double-check: 2 + 3 = 5. Yes.") == "5"
     assert stated.box_answer("no box here") is None
 
 

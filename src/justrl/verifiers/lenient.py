@@ -202,7 +202,9 @@ class Lenient:
         exact reading outranks the release's (:func:`justrl.verifiers.numbers.override_class`);
         else ``None``. Cheap: string checks only."""
         given = stated.decisive_box(response[-self.tail_chars :])
-        if given is None or given is stated.UNCLOSED or given is stated.RETRACTED:
+        if given is stated.RETRACTED:
+            return Verdict(False, None, "retracted-box, overrides release-rule (retracted)")
+        if given is None or given is stated.UNCLOSED:
             return None
         truth = _unwrap_truth(ground_truth)
         cls = numbers.override_class(given, truth)

@@ -15,7 +15,9 @@ answer in those classes, while ``release-rule`` itself keeps the release's verdi
 - ``mixed-number`` and ``split-digits``: the release deletes spaces, so ``4 4/9`` is ``44/9``
   and ``1 2`` is ``12``; here ``4 4/9`` is ``40/9`` and ``1 2`` two numbers;
 - ``list-vs-number``: the release deletes ``, `` inside numbers, so ``32, 349`` is ``32349``;
-- ``base`` and ``unit-power``: ``204_6`` for ``204_5``, ``inches^3`` for ``inches^2``.
+- ``base`` and ``unit-power``: ``204_6`` for ``204_5``, ``inches^3`` for ``inches^2``;
+- ``retracted``: the release reads the last box even when the response then says it is wrong
+  ("\\boxed{5}. Wait, that is wrong."); here a retracted box is no answer.
 """
 
 from __future__ import annotations

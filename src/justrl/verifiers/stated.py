@@ -8,7 +8,8 @@ each on a case):
    short ``\\text{..}`` or a label such as ``y_2 =`` -- are joined into the set/tuple they form
    (``\\boxed{(1,2)}`` and ``\\boxed{(2,1)}`` state ``(1,2), (2,1)``).
 2. A box the response later retracts ("Wait, that is wrong", "I made a mistake") is no answer,
-   and nothing before it is taken instead.
+   and nothing before it is taken instead ("wait" alone retracts nothing: models check right
+   answers too).
 3. Without a box: an "answer is"/"Answer:" statement (Math-Verify's anchored extraction, in
    :class:`justrl.verifiers.lenient.Lenient`), else the final math span (``$..$``, ``$$..$$``,
    ``\\[..\\]``, ``\\(..\\)``) when it closes the response: only a few words, no digits and no
@@ -33,10 +34,8 @@ _JOINER = re.compile(
     r"|[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?\s*=)*"
 )
 _RETRACTION = re.compile(
-    r"\b(?:wait|mistake|incorrect|wrong|miscalculat\w*|redo|let me re(?:do|consider|calculate|compute)|"
-    r"is not right|isn't right|not correct)\b",
-    re.IGNORECASE,
-)
+    r"\b(?:mistake|incorrect|wrong|miscalculat\w*|is not right|isn't right|not correct)\b", re.IGNORECASE
+)  # words that take an answer back; "wait" alone does not (models check correct answers too)
 _PHRASE_TO_BOX = re.compile(r"[^$\\]{0,80}?(?:\$\$?|\\\[|\\\()?\s*")
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
 _PERCENT_AFTER = re.compile(r"\s*(?:\\%|%|percent(?:age)?\b|pct\b)")
