@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from justrl.verifiers import get
+from justrl.verifiers import Verdict, apply_judge, get
 
 
 def _accuracy(labels: list[bool], truth: list[bool]) -> float:
@@ -90,3 +90,9 @@ def test_justrl_eval_accepts_no_wrong_answer_of_the_exact_classes() -> None:
     for response, truth in pairs:
         assert not staged(response, truth).correct, (response, truth)
 
+
+
+def test_the_judge_decides_what_the_rules_left_undecided() -> None:
+    undecided = Verdict(False, None, "undecided: no verdict within 1s, nor 4s on a retry", undecided=True)
+    judged = apply_judge(_RecordingJudge({"r": True}), [undecided], ["q"], ["r"], ["5"])[0]
+    assert (judged.correct, judged.undecided, judged.stage) == (True, False, "judge")
