@@ -16,6 +16,7 @@ BOX_CASES = [
     ("\\( y_1 = \\boxed{x+1} \\) and \\( y_2 = \\boxed{x-1} \\)", "x+1, x-1"),
     ("$$\\boxed{(3, 3)} \\text{ for part (a) and } \\boxed{(1, 1)}$$", "(3, 3), (1, 1)"),
     ("\\boxed{2} is wrong since 2 is even; hence \\boxed{3}", "3"),  # prose between: not pieces
+    ("\\boxed{2} \\text{ is not it, so } \\boxed{3}", "3"),
     ("The answer is \\boxed{\\boxed{7}}", "7"),  # nested boxes
     ("\\fbox{9}", "9"),
 ]

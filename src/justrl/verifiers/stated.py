@@ -4,8 +4,9 @@ The rules, in the order Math-Verify ranks candidates (``tests/verifiers/test_sta
 each on a case):
 
 1. The last ``\\boxed{}`` (or ``\\fbox{}``) of the response's tail. Boxes right before it that are
-   parts of the same answer -- separated only by commas, "and"/"or", spacing, math delimiters, a
-   short ``\\text{..}`` or a label such as ``y_2 =`` -- are joined into the set/tuple they form
+   parts of the same answer -- separated only by commas, "and"/"or", spacing, math delimiters,
+   ``\\text{and}``/``\\text{ for part (a) and }`` or a label such as ``y_2 =`` -- are joined into
+   the set/tuple they form
    (``\\boxed{(1,2)}`` and ``\\boxed{(2,1)}`` state ``(1,2), (2,1)``).
 2. A box the response later retracts ("Wait, that is wrong", "I made a mistake") is no answer,
    and nothing before it is taken instead ("wait" alone retracts nothing: models check right
@@ -30,7 +31,7 @@ RETRACTED = "\\boxed{retracted}"  # sentinel: the last box is taken back later (
 _BOX_OPENER = re.compile(r"\\boxed\{|\\fbox\{")
 _JOINER = re.compile(
     r"(?:\s|,|;|\.|\\quad|\\qquad|\\[,;:! ]|\$|\\\(|\\\)|\\\[|\\\]|\band\b|\bor\b"
-    r"|\\text\{[^{}]{0,40}\}|\\(?:text|mathrm)\{\s*(?:and|or)\s*\}"
+    r"|\\(?:text|mathrm)\{[\s,;]*(?:(?:for )?part \(?[a-z0-9]\)?[\s,;]*)?(?:and|or)?[\s,;]*\}"
     r"|[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?\s*=)*"
 )
 _RETRACTION = re.compile(
