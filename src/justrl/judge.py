@@ -154,7 +154,9 @@ def chat_template_of(tokenizer: Any) -> Callable[[str], str]:
 def load_judge(model: str, *, include_question: bool = False, **backend_options: Any) -> CompassVerifierJudge:
     """A :class:`CompassVerifierJudge` on the transformers backend for a local folder or hub id."""
     from justrl.generation import load_hf_generator
+    from justrl.model_files import check_source
 
+    check_source(model, "--judge-model")
     generator = load_hf_generator(model, **backend_options)
     return CompassVerifierJudge(
         generator, chat_template_of(generator.tokenizer), include_question=include_question, name=model

@@ -58,8 +58,35 @@ def test_a_tokenizer_without_chat_template_is_refused():
 def test_a_tokenizer_that_does_not_load_is_a_user_error(tmp_path):
     from justrl.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match="cannot load the tokenizer"):
+    with pytest.raises(ModelLoadError, match="missing: no such folder"):
         E.load_tokenizer(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="cannot load the tokenizer") as caught:
+        E.load_tokenizer(str(tmp_path / "empty"))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_template_keeps_a_literal_boxed_and_reads_format_escapes():
+    from justrl.problems import Problem
+
+    problem = Problem(id="t-0", prompt=" 1+1? ", ground_truth="2", source="t")
+    assert E.format_prompt("{problem} put it in \\boxed{}.", problem) == "1+1? put it in \\boxed{}."
+    assert E.format_prompt("{problem} \\boxed{{}} {x}", problem) == "1+1? \\boxed{} {x}"
+    assert E.format_prompt(E.EVAL_PROMPT, problem).endswith("within \\boxed{}.")
+
+
+def test_context_overflow_names_the_longest_prompt(tiny_model, data_dir, tmp_path):
+    from justrl import benchmarks as B
+
+    tokenizer = E.load_tokenizer(str(tiny_model))
+    config = E.EvalConfig(model=str(tiny_model), n=1, limit=2)
+    plan = E.plan_benchmark(B.locate(B.select("AIME24"), str(data_dir))["AIME24"], config, tmp_path,
+                            lambda m: E.chat_text(tokenizer, m))
+    longest = max(len(tokenizer.encode(r.text, add_special_tokens=False)) for r in plan.requests)
+    assert E.context_overflow([plan], tokenizer, 10, longest + 10) is None
+    message = E.context_overflow([plan], tokenizer, 11, longest + 10)
+    assert f"{longest} tokens) plus max_tokens=11 exceeds the model's context of {longest + 10}" in message
+    assert E.model_context(str(tiny_model)) == 128
 
 
 def test_batching_order_is_longest_prompt_first_one_problem_together():
