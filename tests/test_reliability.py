@@ -61,6 +61,20 @@ def _no_answer_parquet(path: Path) -> Path:
     return path
 
 
+def _generation(folder: Path, text: str) -> Path:
+    """A release-format generation file (n=2) holding ``text``."""
+    path = folder / "aime24_t0.7_p0.9_n2-MNT8.jsonl"
+    path.write_text(text.replace("{}", json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1,
+                                                  "response": "\\boxed{5}"})))
+    return path
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 Setup = Callable[[Path], object]
 
 CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
@@ -99,7 +113,28 @@ CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
     "data export of a torn JSONL": (lambda t: (t / "t.jsonl").write_text('{"problem": "p", "answer": "1"}\n{"pro'),
                                     ["data", "export", "{}/t.jsonl", "--out", "{}/o.parquet"],
                                     ["t.jsonl: line 2: invalid JSON"]),
+    "train lr=-1e-4": (lambda t: None, ["train", "lr=-1e-4", "--run-dir", "{}/run"],
+                       ["justrl train:", "lr must be > 0 (got -0.0001)"]),
+    "train verifier=bogus (before any model loads)": (
+        lambda t: None, ["train", "verifier=bogus", "--run-dir", "{}/run"], ["verifier must be one of", "'bogus'"]),
+    "eval model=/nonexistent": (lambda t: None, ["eval", "--model", "/nonexistent", "--out", "{}/ev"],
+                                ["justrl eval:", "model /nonexistent: no such folder"]),
+    "eval an offline hub id that is not cached": (
+        lambda t: None, ["eval", "--model", "nobody-org/not-cached-model", "--out", "{}/ev"],
+        ["nobody-org/not-cached-model: not a local folder, not in the local Hugging Face cache", "offline"]),
+    "eval into a training run's folder": (
+        lambda t: _metrics(t / "run", []), ["eval", "--model", "{}", "--out", "{}/run"],
+        ["run is a training run's folder (it has metrics.jsonl)"]),
+    "eval grader=bogus": (lambda t: None, ["eval", "--model", "/nonexistent", "grader=bogus"],
+                          ["unknown grader 'bogus'"]),
+    "grade --tokenizer /nonexistent": (lambda t: _generation(t, "{}"), ["grade", "{}", "--tokenizer", "/nonexistent"],
+                                       ["justrl grade:", "--tokenizer /nonexistent: no such folder"]),
+    "grade an empty generation file": (lambda t: _generation(t, ""), ["grade", "{}"],
+                                       ["every generation file is empty or half-written"]),
 }
+if not _has_cuda():
+    CASES["eval device=cuda on a machine without one"] = (
+        lambda t: None, ["eval", "--model", "{}", "device=cuda"], ["device='cuda': this machine has 0 CUDA device(s)"])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -128,3 +163,40 @@ def test_eval_works_offline_without_data_dir(tiny_model: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert [b["name"] for b in summary["benchmarks"]] == ["AIME24"] and summary["benchmarks"][0]["problems"] == 2
+
+
+def test_grade_says_a_half_written_file_is_partial(tmp_path: Path) -> None:
+    line = json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1, "response": "\\boxed{5}"})
+    _generation(tmp_path, line + "\n" + line[:20])
+    result = run_cli("grade", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "PARTIAL, 1 samples, fewer than n=2 for some of its 1 problems; 1 malformed" in result.stdout
+    _generation(tmp_path, line[:20])  # cut in its first line: nothing to grade, not 0%
+    torn = run_cli("grade", tmp_path, cwd=tmp_path)
+    assert torn.returncode == 2 and "Traceback" not in torn.stderr
+    assert torn.stderr.strip().splitlines()[-1].endswith("every generation file is empty or half-written "
+                                                         "(no complete sample line); nothing to grade")
+
+
+def test_eval_folder_keeps_one_evaluation(tiny_model: Path, tmp_path: Path) -> None:
+    """The paper's suffix typed literally works; another temperature, a second writer, a train run in
+    the folder are each refused in one line, and the first evaluation's files stay as they were."""
+    from justrl.io import FolderLock
+
+    out = tmp_path / "ev"
+    common = ["-q", "--model", tiny_model, "--benchmarks", "AIME24", "--out", out, "n=1", "limit=1",
+              "max_tokens=2", "bootstrap=10"]
+    first = run_cli("eval", *common, "prompt={problem} Put your final answer within \\boxed{}.", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    sample = json.loads(next(out.glob("*.jsonl")).read_text().splitlines()[0])
+    assert sample["prompt"].endswith("Put your final answer within \\boxed{}.")
+    written = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+
+    other = run_cli("eval", *common, "temperature=0.6", cwd=tmp_path)
+    assert_one_line_error(other, "holds another evaluation", "temperature=0.7 there, 0.6 now")
+    with FolderLock(out):  # a second process while this one writes
+        second = run_cli("eval", *common, cwd=tmp_path)
+    assert_one_line_error(second, f"in use by another process (pid {os.getpid()})")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == written
+    config = json.loads((out / "eval_config.json").read_text())
+    assert [b["name"] for b in config["benchmarks"]] == ["AIME24"]

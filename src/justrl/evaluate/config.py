@@ -8,6 +8,7 @@ how its numbers were made, and a rerun can check it continues the same evaluatio
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -168,8 +169,10 @@ def override_keys() -> list[str]:
 def apply_overrides(config: EvalConfig, items: Iterable[str]) -> EvalConfig:
     """``config`` with ``["n=2", "temperature=0.6", ...]`` applied (typed, unknown keys refused)."""
     updates = config_mod.parse_overrides(items, error=EvalError)
-    if "prompt" in updates:  # allow "\n" escapes in a prompt template given on the command line
-        updates["prompt"] = updates["prompt"].encode().decode("unicode_escape")
+    if "prompt" in updates:  # "\n" in a template given on the command line is a newline and "\\" one
+        # backslash; any other backslash is kept as typed (the paper's suffix: a literal "\boxed{}")
+        updates["prompt"] = re.sub(r"\\([\\n])", lambda m: "\n" if m.group(1) == "n" else "\\",
+                                   updates["prompt"])
     new = config_mod.apply(config, updates, source="the command line", allowed=override_keys(),
                            what="setting", error=EvalError)
     new.validate()
