@@ -418,7 +418,8 @@ def _add_eval(sub: Any) -> None:
     p_eval.add_argument("--data-dir", default=None,
                         help="folder with NAME/test.parquet per benchmark, or 'download' for the pinned "
                              "download (default: the copy packaged with justrl)")
-    p_eval.add_argument("--out", default=None, help="output folder (default: runs/eval/<model name>)")
+    p_eval.add_argument("-o", "--out", default=None,
+                        help="output folder (default: runs/eval/<model name>; runs/eval/<run>-final for a run's final/)")
     p_eval.add_argument("--judge-model", default=None,
                         help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
     p_eval.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting (see below)")
