@@ -200,3 +200,38 @@ def test_eval_folder_keeps_one_evaluation(tiny_model: Path, tmp_path: Path) -> N
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == written
     config = json.loads((out / "eval_config.json").read_text())
     assert [b["name"] for b in config["benchmarks"]] == ["AIME24"]
+
+
+TINY_TRAIN = ["total_steps=2", "prompts_per_step=4", "rollouts_per_prompt=4", "mini_batch_prompts=2",
+              "micro_batch_sequences=8", "max_response_tokens=8", "val_before_train=false", "val_every=2",
+              "val_max_tokens=8", "val_samples=1", "save_every=1", "loggers=jsonl", "lr=1e-3", "warmup_steps=1"]
+
+
+def test_train_folder_rules_and_checkpoint_fallback(model_dir: Path, tmp_path: Path) -> None:
+    """An eval folder, a locked folder and a bad data path are refused in one line before any step;
+    the failed start leaves the folder reusable; a damaged newest checkpoint is skipped on resume."""
+    from justrl.io import FolderLock
+
+    run = tmp_path / "run"
+    train = ["-q", "train", "--run-dir", run, f"model={model_dir}", *TINY_TRAIN]
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "eval_config.json").write_text("{}")
+    assert_one_line_error(run_cli("-q", "train", "--run-dir", tmp_path / "ev", cwd=tmp_path),
+                          "justrl train:", "ev is an evaluation's folder (it has eval_config.json)")
+    with FolderLock(run):
+        assert_one_line_error(run_cli(*train, cwd=tmp_path), f"in use by another process (pid {os.getpid()})")
+    bad_data = run_cli(*train, f"train_data={tmp_path / 'missing.parquet'}", cwd=tmp_path)
+    assert_one_line_error(bad_data, "missing.parquet")
+    assert not (run / "recipe.yaml").exists()
+
+    first = run_cli(*train, cwd=tmp_path)  # the corrected command reuses the folder
+    assert first.returncode == 0, first.stderr
+    assert (run / "final" / "model.safetensors").is_file()
+    newest = run / "checkpoints" / "step_2" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resumed = run_cli("-q", "train", "--run-dir", run, "--resume", "total_steps=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    log = (run / "train.log").read_text()
+    assert "step_2 is damaged (model.safetensors does not load" in log and "resumed from" in log
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
