@@ -82,7 +82,7 @@ def fingerprint(name: str, known: dict[str, Any] | None = None) -> dict[str, Any
     keeps its recorded hash instead of being read again (a 3 GB model takes seconds to hash). A hub
     id that is not cached locally is identified by its id alone.
     """
-    folder = check_source(name) if not Path(name).expanduser().is_dir() else Path(name).expanduser()
+    folder = check_source(name)
     if folder is None:
         return {"sha256": hashlib.sha256(f"hub:{name}".encode()).hexdigest(), "files": {}, "hub_id": name}
     before = (known or {}).get("files", {})
