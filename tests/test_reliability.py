@@ -117,6 +117,14 @@ CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
                        ["justrl train:", "lr must be > 0 (got -0.0001)"]),
     "train verifier=bogus (before any model loads)": (
         lambda t: None, ["train", "verifier=bogus", "--run-dir", "{}/run"], ["verifier must be one of", "'bogus'"]),
+    "train model=/nonexistent": (lambda t: None, ["train", "model=/nonexistent", "--run-dir", "{}/run"],
+                                 ["justrl train:", "model /nonexistent: no such folder"]),
+    "train an offline hub id that is not cached": (
+        lambda t: None, ["train", "model=nobody-org/not-cached-model", "--run-dir", "{}/run"],
+        ["not in the local Hugging Face cache"]),
+    "eval --judge-model /nonexistent (before any generation)": (
+        lambda t: None, ["eval", "--model", "{}", "--judge-model", "/nonexistent"],
+        ["--judge-model /nonexistent: no such folder"]),
     "eval model=/nonexistent": (lambda t: None, ["eval", "--model", "/nonexistent", "--out", "{}/ev"],
                                 ["justrl eval:", "model /nonexistent: no such folder"]),
     "eval an offline hub id that is not cached": (

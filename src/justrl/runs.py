@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from justrl import folders, io, logs, toy
+from justrl import folders, io, logs, model_files, toy
 from justrl import metrics as metrics_mod
 from justrl import recipe as recipe_mod
 from justrl.errors import TrainingError
@@ -137,6 +137,8 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         raise TrainingError(
             f"kl_coef={recipe.kl_coef}: the native engine has no reference model, so it trains "
             "without a KL term (the paper's setting, kl_coef=0). Use kl_coef=0, or --engine verl.")
+    if checkpoint is None and recipe.model != toy.TOY_MODEL:  # a bad path or offline hub id, in one line
+        model_files.check_source(recipe.model, "model")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, recipe, checkpoint
 
