@@ -183,10 +183,10 @@ class Recipe:
 
         problems = [f"{n} must be > 0 (got {getattr(self, n)})" for n in
                     ("lr", "grad_clip", "max_prompt_tokens", "val_every", "val_samples", "val_max_tokens",
-                     "save_every", "val_temperature") if getattr(self, n) <= 0]
+                     "save_every") if getattr(self, n) <= 0]
         problems += [f"{n} must be >= 0 (got {getattr(self, n)})" for n in
                      ("warmup_steps", "weight_decay", "entropy_coef", "kl_coef", "overlong_buffer_tokens",
-                      "adv_epsilon") if getattr(self, n) < 0]
+                      "adv_epsilon", "val_temperature") if getattr(self, n) < 0]
         problems += [f"{n} must be in (0, 1] (got {getattr(self, n)})" for n in ("top_p", "val_top_p")
                      if not 0 < getattr(self, n) <= 1]
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):

@@ -104,14 +104,12 @@ def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callab
 
 
 def _check_context(plans: list[BenchmarkPlan], tokenizer: Any, config: EvalConfig) -> None:
-    """Prompt plus ``max_tokens`` against the model's context: vLLM refuses such a request, so it is
-    an error there; transformers generates past it (quality undefined), so a warning."""
+    """Warn, before any generation, when the longest prompt plus ``max_tokens`` exceeds the model's
+    configured context (``max_position_embeddings``): responses may then be cut or degrade. A
+    warning, not an error: the engine's own limit (vLLM's ``max_model_len``) may differ from it."""
     overflow = context_overflow(plans, tokenizer, config.max_tokens, model_context(config.model))
-    if overflow is None:
-        return
-    if config.backend == "vllm":
-        raise EvalError(overflow)
-    log.warning("%s (generating anyway: the hf backend does not enforce it)", overflow)
+    if overflow is not None:
+        log.warning("%s", overflow)
 
 
 def _write_config(out_dir: Path, settings: dict[str, Any], weights: dict[str, Any],
