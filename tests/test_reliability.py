@@ -61,6 +61,20 @@ def _no_answer_parquet(path: Path) -> Path:
     return path
 
 
+def _generation(folder: Path, text: str) -> Path:
+    """A release-format generation file (n=2) holding ``text``."""
+    path = folder / "aime24_t0.7_p0.9_n2-MNT8.jsonl"
+    path.write_text(text.replace("{}", json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1,
+                                                  "response": "\\boxed{5}"})))
+    return path
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 Setup = Callable[[Path], object]
 
 CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
@@ -99,7 +113,36 @@ CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
     "data export of a torn JSONL": (lambda t: (t / "t.jsonl").write_text('{"problem": "p", "answer": "1"}\n{"pro'),
                                     ["data", "export", "{}/t.jsonl", "--out", "{}/o.parquet"],
                                     ["t.jsonl: line 2: invalid JSON"]),
+    "train lr=-1e-4": (lambda t: None, ["train", "lr=-1e-4", "--run-dir", "{}/run"],
+                       ["justrl train:", "lr must be > 0 (got -0.0001)"]),
+    "train verifier=bogus (before any model loads)": (
+        lambda t: None, ["train", "verifier=bogus", "--run-dir", "{}/run"], ["verifier must be one of", "'bogus'"]),
+    "train model=/nonexistent": (lambda t: None, ["train", "model=/nonexistent", "--run-dir", "{}/run"],
+                                 ["justrl train:", "model /nonexistent: no such folder"]),
+    "train an offline hub id that is not cached": (
+        lambda t: None, ["train", "model=nobody-org/not-cached-model", "--run-dir", "{}/run"],
+        ["not in the local Hugging Face cache"]),
+    "eval --judge-model /nonexistent (before any generation)": (
+        lambda t: None, ["eval", "--model", "{}", "--judge-model", "/nonexistent"],
+        ["--judge-model /nonexistent: no such folder"]),
+    "eval model=/nonexistent": (lambda t: None, ["eval", "--model", "/nonexistent", "--out", "{}/ev"],
+                                ["justrl eval:", "model /nonexistent: no such folder"]),
+    "eval an offline hub id that is not cached": (
+        lambda t: None, ["eval", "--model", "nobody-org/not-cached-model", "--out", "{}/ev"],
+        ["nobody-org/not-cached-model: not a local folder, not in the local Hugging Face cache", "offline"]),
+    "eval into a training run's folder": (
+        lambda t: _metrics(t / "run", []), ["eval", "--model", "{}", "--out", "{}/run"],
+        ["run is a training run's folder (it has metrics.jsonl)"]),
+    "eval grader=bogus": (lambda t: None, ["eval", "--model", "/nonexistent", "grader=bogus"],
+                          ["unknown grader 'bogus'"]),
+    "grade --tokenizer /nonexistent": (lambda t: _generation(t, "{}"), ["grade", "{}", "--tokenizer", "/nonexistent"],
+                                       ["justrl grade:", "--tokenizer /nonexistent: no such folder"]),
+    "grade an empty generation file": (lambda t: _generation(t, ""), ["grade", "{}"],
+                                       ["every generation file is empty or half-written"]),
 }
+if not _has_cuda():
+    CASES["eval device=cuda on a machine without one"] = (
+        lambda t: None, ["eval", "--model", "{}", "device=cuda"], ["device='cuda': this machine has 0 CUDA device(s)"])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -128,3 +171,75 @@ def test_eval_works_offline_without_data_dir(tiny_model: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert [b["name"] for b in summary["benchmarks"]] == ["AIME24"] and summary["benchmarks"][0]["problems"] == 2
+
+
+def test_grade_says_a_half_written_file_is_partial(tmp_path: Path) -> None:
+    line = json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1, "response": "\\boxed{5}"})
+    _generation(tmp_path, line + "\n" + line[:20])
+    result = run_cli("grade", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "PARTIAL, 1 samples, fewer than n=2 for some of its 1 problems; 1 malformed" in result.stdout
+    _generation(tmp_path, line[:20])  # cut in its first line: nothing to grade, not 0%
+    torn = run_cli("grade", tmp_path, cwd=tmp_path)
+    assert torn.returncode == 2 and "Traceback" not in torn.stderr
+    assert torn.stderr.strip().splitlines()[-1].endswith("every generation file is empty or half-written "
+                                                         "(no complete sample line); nothing to grade")
+
+
+def test_eval_folder_keeps_one_evaluation(tiny_model: Path, tmp_path: Path) -> None:
+    """The paper's suffix typed literally works; another temperature, a second writer, a train run in
+    the folder are each refused in one line, and the first evaluation's files stay as they were."""
+    from justrl.io import FolderLock
+
+    out = tmp_path / "ev"
+    common = ["-q", "--model", tiny_model, "--benchmarks", "AIME24", "--out", out, "n=1", "limit=1",
+              "max_tokens=2", "bootstrap=10"]
+    first = run_cli("eval", *common, "prompt={problem} Put your final answer within \\boxed{}.", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    sample = json.loads(next(out.glob("*.jsonl")).read_text().splitlines()[0])
+    assert sample["prompt"].endswith("Put your final answer within \\boxed{}.")
+    written = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+
+    other = run_cli("eval", *common, "temperature=0.6", cwd=tmp_path)
+    assert_one_line_error(other, "holds another evaluation", "temperature=0.7 there, 0.6 now")
+    with FolderLock(out):  # a second process while this one writes
+        second = run_cli("eval", *common, cwd=tmp_path)
+    assert_one_line_error(second, f"in use by another process (pid {os.getpid()})")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == written
+    config = json.loads((out / "eval_config.json").read_text())
+    assert [b["name"] for b in config["benchmarks"]] == ["AIME24"]
+
+
+TINY_TRAIN = ["total_steps=2", "prompts_per_step=4", "rollouts_per_prompt=4", "mini_batch_prompts=2",
+              "micro_batch_sequences=8", "max_response_tokens=8", "val_before_train=false", "val_every=2",
+              "val_max_tokens=8", "val_samples=1", "save_every=1", "loggers=jsonl", "lr=1e-3", "warmup_steps=1"]
+
+
+def test_train_folder_rules_and_checkpoint_fallback(model_dir: Path, tmp_path: Path) -> None:
+    """An eval folder, a locked folder and a bad data path are refused in one line before any step;
+    the failed start leaves the folder reusable; a damaged newest checkpoint is skipped on resume."""
+    from justrl.io import FolderLock
+
+    run = tmp_path / "run"
+    train = ["-q", "train", "--run-dir", run, f"model={model_dir}", *TINY_TRAIN]
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "eval_config.json").write_text("{}")
+    assert_one_line_error(run_cli("-q", "train", "--run-dir", tmp_path / "ev", cwd=tmp_path),
+                          "justrl train:", "ev is an evaluation's folder (it has eval_config.json)")
+    with FolderLock(run):
+        assert_one_line_error(run_cli(*train, cwd=tmp_path), f"in use by another process (pid {os.getpid()})")
+    bad_data = run_cli(*train, f"train_data={tmp_path / 'missing.parquet'}", cwd=tmp_path)
+    assert_one_line_error(bad_data, "missing.parquet")
+    assert not (run / "recipe.yaml").exists()
+
+    first = run_cli(*train, cwd=tmp_path)  # the corrected command reuses the folder
+    assert first.returncode == 0, first.stderr
+    assert (run / "final" / "model.safetensors").is_file()
+    newest = run / "checkpoints" / "step_2" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resumed = run_cli("-q", "train", "--run-dir", run, "--resume", "total_steps=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    log = (run / "train.log").read_text()
+    assert "step_2 is damaged (model.safetensors does not load" in log and "resumed from" in log
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]

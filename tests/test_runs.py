@@ -13,7 +13,9 @@ from justrl.errors import TrainingError
 
 def test_foreign_or_occupied_run_directory_is_refused(tiny_recipe, tmp_path) -> None:
     recipe = tiny_recipe(total_steps=1, val_before_train=False)
-    runs.open_run_dir(recipe, tmp_path, resume=False)  # a run started there
+    run_dir, _, _ = runs.open_run_dir(recipe, tmp_path, resume=False)
+    assert not (tmp_path / "recipe.yaml").exists()  # not a run until start-up has succeeded
+    runs.record_recipe(run_dir, recipe)  # a run started there
     with pytest.raises(TrainingError, match=r"different recipe \(lr: 0\.001 in the run directory, 0\.01 now"):
         runs.open_run_dir(R.apply(recipe, {"lr": 1e-2}), tmp_path, resume=True)
     with pytest.raises(TrainingError, match="already holds a run; pass --resume"):
@@ -49,3 +51,48 @@ def test_summary_is_written_whole_and_told_in_a_few_lines(tiny_recipe, tmp_path)
     assert result.acc_after == 0.5 and not list(tmp_path.glob(".*tmp"))
     text = runs.summary_text(result, tiny_recipe())
     assert "25.0% -> 50.0% (+25.0 points)" in text and "final policy: final/" in text
+
+
+# --- checkpoints damaged after they were marked complete (issue 12) -------------------------------
+
+def _checkpoint(run_dir, step: int):
+    import torch
+    from safetensors.torch import save_file
+
+    path = run_dir / "checkpoints" / f"step_{step}"
+    path.mkdir(parents=True)
+    save_file({"w": torch.zeros(64, 64)}, str(path / "model.safetensors"))
+    torch.save({"optimizer": {}}, path / "trainer.pt")
+    (path / "train_state.json").write_text(json.dumps({"step": step}))
+    (path / runs.COMPLETE_MARKER).write_text(f"step {step}\n")
+    return path
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda p: _truncate(p / "model.safetensors"), "model.safetensors does not load"),
+    (lambda p: (p / "trainer.pt").unlink(), "trainer.pt is missing"),
+    (lambda p: _truncate(p / "trainer.pt"), "trainer.pt does not load"),
+    (lambda p: _truncate(p / "train_state.json"), "train_state.json does not parse"),
+])
+def test_a_damaged_newest_checkpoint_falls_back_to_one_that_loads(tmp_path, caplog, damage, named) -> None:
+    older, newest = _checkpoint(tmp_path, 2), _checkpoint(tmp_path, 4)
+    assert runs.checkpoint_damage(newest) is None and runs.resumable_checkpoint(tmp_path) == newest
+    damage(newest)
+    assert named in runs.checkpoint_damage(newest)
+    assert runs.resumable_checkpoint(tmp_path) == older
+    assert f"step_4 is damaged ({named}" in caplog.text
+    damage(older)
+    with pytest.raises(TrainingError, match="no checkpoint loads"):
+        runs.resumable_checkpoint(tmp_path)
+
+
+def test_an_evaluation_folder_is_not_a_run_folder(tiny_recipe, tmp_path) -> None:
+    from justrl.errors import ConfigError
+
+    (tmp_path / "eval_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="an evaluation's folder"):
+        runs.open_run_dir(tiny_recipe(), tmp_path, resume=False)

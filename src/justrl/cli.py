@@ -130,7 +130,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     from justrl import grading
     from justrl.errors import EvalError
+    from justrl.model_files import check_source
 
+    if not Path(args.dir).is_dir():
+        raise EvalError(f"{args.dir}: not a directory")
+    for name, what in ((args.tokenizer, "--tokenizer"), (args.judge_model, "--judge-model")):
+        if name:  # before any model loads or any answer is verified
+            check_source(name, what)
     judge = None
     if args.judge_model:
         from justrl.judge import load_judge
@@ -140,6 +146,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
                                timeout_s=args.timeout, workers=args.workers)
     if not report["files"]:
         raise EvalError(f"no generation files in {args.dir}")
+    if not any(r["responses"] for r in report["files"].values()):
+        raise EvalError(f"{args.dir}: every generation file is empty or half-written (no complete sample "
+                        "line); nothing to grade")
     for line in grading.summary_lines(report):
         print(line)
     print(f"wrote {Path(args.dir) / grading.RESULTS_FILE}")
@@ -409,7 +418,8 @@ def _add_eval(sub: Any) -> None:
     p_eval.add_argument("--data-dir", default=None,
                         help="folder with NAME/test.parquet per benchmark, or 'download' for the pinned "
                              "download (default: the copy packaged with justrl)")
-    p_eval.add_argument("--out", default=None, help="output folder (default: runs/eval/<model name>)")
+    p_eval.add_argument("-o", "--out", default=None,
+                        help="output folder (default: runs/eval/<model name>; runs/eval/<run>-final for a run's final/)")
     p_eval.add_argument("--judge-model", default=None,
                         help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
     p_eval.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting (see below)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,20 +255,25 @@ def _length_fn(tokenizer: Any) -> tuple[Callable[[str], int], str]:
     if tokenizer is None:
         return len, "characters"
     if isinstance(tokenizer, (str, Path)):
-        from transformers import AutoTokenizer
+        from justrl.evaluate.plan import load_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        tokenizer = load_tokenizer(str(tokenizer), what="--tokenizer")
     return (lambda text: len(tokenizer.encode(text))), "tokens"
 
 
-def _discover(folder: Path) -> list[GenerationFile]:
+def _discover(folder: Path, only: Mapping[str, set[tuple[int, int]]] | None = None) -> list[GenerationFile]:
     files = []
     for path in sorted(folder.glob("*.jsonl")):
         params = parse_filename(path.name)
         if params is None:
             log.info("skipping %s: not named {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl", path.name)
             continue
+        if only is not None and path.name not in only:
+            continue
         gen = read_generation_file(path, params)
+        if only is not None:  # what this evaluation planned, not what earlier runs left in the file
+            keep = only[path.name]
+            gen.samples = [s for s in gen.samples if (s.example_id, s.seed) in keep]
         for problem in gen.malformed:
             log.warning("malformed line skipped: %s", problem)
         files.append(gen)
@@ -312,6 +317,7 @@ def grade_dir(
     workers: int | None = None,
     show_progress: bool = True,
     write: bool = True,
+    only: Mapping[str, set[tuple[int, int]]] | None = None,
 ) -> dict[str, Any]:
     """Grade every release-format JSONL file in ``path``; write and return the results.
 
@@ -321,13 +327,15 @@ def grade_dir(
     characters. Returns ``{"grader": ..., "files": {file name: metrics}, "malformed_lines": [...]}``
     and writes it to ``path/grading_results.json`` unless ``write`` is false. Skipped files and
     lines are logged; a progress bar is drawn on :func:`justrl.logs.console` unless
-    ``show_progress`` is false or :func:`justrl.logs.progress_enabled` is.
+    ``show_progress`` is false or :func:`justrl.logs.progress_enabled` is. ``only`` (file name ->
+    ``(example_id, seed)`` pairs) grades just those files and pairs: what an evaluation planned.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise EvalError(f"{folder}: not a directory")
     verifiers.get(verifier)  # unknown names fail before any work
-    files = _discover(folder)
+    length, unit = _length_fn(tokenizer)  # a bad tokenizer path fails before any verifying
+    files = _discover(folder, only)
     verdicts = _verify_all(files, verifier, timeout_s=timeout_s, workers=workers, show_progress=show_progress)
     judged = [False] * len(verdicts)
     if judge is not None:
@@ -341,7 +349,6 @@ def grade_dir(
             [s.answer for s in samples],
         )
         judged = [not ok for ok in before]
-    length, unit = _length_fn(tokenizer)
     results: dict[str, Any] = {}
     start = 0
     for gen in files:
@@ -370,10 +377,31 @@ def grade_dir(
     return report
 
 
+def incompleteness(metrics: dict[str, Any]) -> str:
+    """What a file lacks against its name's ``n`` (empty, problems short of n samples, torn lines);
+    ``""`` for a complete file."""
+    try:
+        n = int(metrics["hyperparameters"]["n"])
+    except (KeyError, TypeError, ValueError):
+        n = 0
+    parts = []
+    if metrics["responses"] == 0:
+        parts.append("no complete sample lines")
+    elif metrics["samples_per_problem"]["min"] < n:
+        parts.append(f"{metrics['responses']} samples, fewer than n={n} for some of its {metrics['problems']} problems")
+    if metrics["malformed_lines"]:
+        parts.append(f"{len(metrics['malformed_lines'])} malformed or half-written line(s)")
+    return "; ".join(parts)
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A short human-readable summary of a :func:`grade_dir` report."""
     lines = []
     for name, r in report["files"].items():
+        gap = incompleteness(r)
+        if r["responses"] == 0:
+            lines.append(f"{name}: empty ({gap}); nothing to score")
+            continue
         passes = ", ".join(f"pass@{k} {v:.3f}" for k, v in r["pass@k"].items())
         stages = ", ".join(
             f"{s}: {c['correct']} right / {c['incorrect']} wrong" for s, c in r["stages"].items()
@@ -390,6 +418,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 f" a retry with a larger one): left out of the scores; avg@n {low:.4f}-{high:.4f} with them"
                 " all wrong / all right"
             )
+        if gap:
+            lines.append(f"{name}: PARTIAL, {gap}: the scores above cover only the samples there")
     if report["grader"]["note"]:
         lines.append(report["grader"]["note"])
     if report["malformed_lines"]:

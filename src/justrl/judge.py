@@ -298,7 +298,9 @@ def load_judge(
 
     from justrl.context_window import model_context
     from justrl.errors import ModelLoadError
+    from justrl.model_files import check_source
 
+    check_source(model, "--judge-model")
     engine = engine or JudgeEngine(**hf_options)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)

@@ -173,8 +173,32 @@ class Recipe:
             problems.append(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {self.answer_from!r})")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0 for sampling (got {self.temperature})")
+        problems += self._range_problems()
         if problems:
             raise RecipeError("invalid recipe: " + "; ".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        """Numbers outside the range where they mean anything, and names nothing knows."""
+        from justrl import verifiers
+
+        problems = [f"{n} must be > 0 (got {getattr(self, n)})" for n in
+                    ("lr", "grad_clip", "max_prompt_tokens", "val_every", "val_samples", "val_max_tokens",
+                     "save_every") if getattr(self, n) <= 0]
+        problems += [f"{n} must be >= 0 (got {getattr(self, n)})" for n in
+                     ("warmup_steps", "weight_decay", "entropy_coef", "kl_coef", "overlong_buffer_tokens",
+                      "adv_epsilon", "val_temperature") if getattr(self, n) < 0]
+        problems += [f"{n} must be in (0, 1] (got {getattr(self, n)})" for n in ("top_p", "val_top_p")
+                     if not 0 < getattr(self, n) <= 1]
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            problems.append(f"adam_betas must be two numbers in [0, 1) (got {list(self.adam_betas)})")
+        if self.verifier not in verifiers.known_verifiers():
+            problems.append(f"verifier must be one of {', '.join(verifiers.known_verifiers())} "
+                            f"(got {self.verifier!r})")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            problems.append(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            problems.append(f"dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -39,8 +39,10 @@ class Prompt:
     source: str
 
 
-def load_problems(name: str, split: str) -> list[Any]:
-    """Problems of a data set: the toy task, a benchmark name (AIME24), a file, or a hub data set."""
+def load_problems(name: str, split: str, answer_from: str = "answer") -> list[Any]:
+    """Problems of a data set: the toy task, a benchmark name (AIME24), a file, or a hub data set.
+
+    ``answer_from`` (the recipe's): where a file's ground truth comes from (see :func:`justrl.problems.load`)."""
     if name == toy.TOY_SOURCE:
         return toy.make_problems(split)
     from justrl import benchmarks, problems
@@ -52,7 +54,7 @@ def load_problems(name: str, split: str) -> list[Any]:
             pass
         else:
             return benchmarks.load_problems(benchmarks.locate([bench])[bench.name])
-    return problems.load(name)
+    return problems.load(name, answer_from=answer_from)
 
 
 def encode_prompts(problems: Sequence[Any], tokenizer, recipe: Recipe) -> list[Prompt]:

@@ -7,7 +7,12 @@
 - :func:`open_run_dir` refuses another recipe's folder, and a folder that already holds a run
   unless resuming, before anything is written.
 - :func:`save_checkpoint` writes ``step_N`` aside and publishes it whole (``justrl.io``), with a
-  ``COMPLETE`` marker written last; :func:`latest_checkpoint` never picks one without it.
+  ``COMPLETE`` marker written last; :func:`latest_checkpoint` never picks one without it, and
+  :func:`resumable_checkpoint` falls back past one damaged after it was marked (a truncated
+  ``model.safetensors``, a missing ``trainer.pt``, a torn ``train_state.json``).
+- ``recipe.yaml`` is written by :func:`record_recipe` once start-up has succeeded (model and data
+  loaded), so a run that fails before its first step leaves a folder the corrected command reuses;
+  :func:`justrl.trainer.train` holds the folder's :class:`justrl.io.FolderLock` for the whole run.
 - :class:`TrainState` is everything besides model and optimizer that an exact resume needs.
 """
 
@@ -20,6 +25,7 @@ import random
 import shutil
 import signal
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from justrl import io, logs, toy
+from justrl import folders, io, logs, model_files, toy
 from justrl import metrics as metrics_mod
 from justrl import recipe as recipe_mod
 from justrl.errors import TrainingError
@@ -94,8 +100,9 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
                  ) -> tuple[Path, Recipe, Path | None]:
     """``(run_dir, recipe, newest complete checkpoint or None)``.
 
-    Refuses, before writing anything: another recipe's directory, a directory that already holds a
-    run (without ``resume``), and a recipe the native engine cannot run (a KL term).
+    Refuses, before writing anything: an evaluation's folder, another recipe's directory, a
+    directory that already holds a run (without ``resume``), and a recipe the native engine cannot
+    run (a KL term). Nothing is written here: see :func:`record_recipe`.
     """
     if run_dir is None:
         if resume:
@@ -103,6 +110,7 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         assert recipe is not None
         run_dir = Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(run_dir)
+    folders.refuse_eval_folder(run_dir)
     saved_path = run_dir / "recipe.yaml"
     saved = recipe_mod.load(str(saved_path)) if saved_path.is_file() else None
     if saved is not None and recipe is not None:
@@ -118,7 +126,7 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         if saved is None:
             raise TrainingError(f"{run_dir} holds no recipe.yaml, so there is no run to resume there")
         recipe = recipe or saved
-        checkpoint = latest_checkpoint(run_dir)
+        checkpoint = latest_checkpoint(run_dir)  # validated by the trainer (resumable_checkpoint)
     else:
         if saved is not None or (run_dir / "metrics.jsonl").exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, or "
@@ -129,9 +137,16 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         raise TrainingError(
             f"kl_coef={recipe.kl_coef}: the native engine has no reference model, so it trains "
             "without a KL term (the paper's setting, kl_coef=0). Use kl_coef=0, or --engine verl.")
+    if checkpoint is None and recipe.model != toy.TOY_MODEL:  # a bad path or offline hub id, in one line
+        model_files.check_source(recipe.model, "model")
     run_dir.mkdir(parents=True, exist_ok=True)
-    recipe.save(run_dir / "recipe.yaml")
     return run_dir, recipe, checkpoint
+
+
+def record_recipe(run_dir: Path, recipe: Recipe) -> None:
+    """``recipe.yaml``: written once the run has started (model and data loaded), so a folder whose
+    start-up failed holds no run and the corrected command may use it."""
+    io.atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
 
 
 @contextlib.contextmanager
@@ -218,10 +233,19 @@ def load_policy(path: str | Path, device: torch.device, gradient_checkpointing: 
     """Model (float32 master weights) and tokenizer from a local folder or hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    from justrl.errors import ModelLoadError
+    from justrl.model_files import check_source
+
+    check_source(str(path), "model")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except Exception as exc:  # OSError for a missing file, others for broken folders
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load the model {str(path)!r}: {first}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    model = model.to(device)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
@@ -281,6 +305,59 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     for leftover in (run_dir / "checkpoints").glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     return max(complete)[1] if complete else None
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """What makes a complete-marked checkpoint unusable (None when it looks whole): weight files
+    whose safetensors header does not cover the file, a ``trainer.pt`` that is missing or not a
+    whole zip archive, a ``train_state.json`` that does not parse. Cheap: headers and directories
+    only, not the tensors."""
+    from safetensors import safe_open
+
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not list(path.glob("*.bin")):
+        return "no model weights"
+    for file in weights:
+        try:
+            with safe_open(str(file), "pt") as handle:
+                handle.keys()
+        except Exception as exc:  # SafetensorError: truncated or corrupt
+            return f"{file.name} does not load ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    trainer_state = path / "trainer.pt"
+    if not trainer_state.is_file():
+        return "trainer.pt is missing"
+    try:
+        with zipfile.ZipFile(trainer_state) as archive:
+            if not archive.namelist():
+                return "trainer.pt is empty"
+    except (zipfile.BadZipFile, OSError) as exc:
+        return f"trainer.pt does not load ({exc})"
+    try:
+        state = json.loads((path / "train_state.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"train_state.json does not parse ({exc})"
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        return "train_state.json holds no step"
+    return None
+
+
+def resumable_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint that loads; a damaged newer one is skipped with a warning
+    naming what is wrong. None where there is none; an error where every one is damaged."""
+    latest_checkpoint(run_dir)  # clears staging leftovers
+    damaged = []
+    for _, path in sorted(complete_checkpoints(run_dir), reverse=True):
+        problem = checkpoint_damage(path)
+        if problem is None:
+            if damaged:
+                log.warning("resuming from %s: %s", path.name, "; ".join(damaged))
+            return path
+        damaged.append(f"{path.name} is damaged ({problem})")
+        log.warning("checkpoint %s is damaged: %s; trying the one before it", path, problem)
+    if damaged:
+        raise TrainingError(f"{run_dir}: no checkpoint loads ({'; '.join(damaged)}); start a new run "
+                            "from the last good weights, or another --run-dir")
+    return None
 
 
 def load_checkpoint(path: Path, optimizer, schedule, state: TrainState,

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from justrl import grpo, logs, runs
+from justrl import grpo, io, logs, runs
 from justrl import metrics as metrics_mod
 from justrl.devices import derive_seed, deterministic_on_cpu, pick_autocast, pick_device, seed_everything
 from justrl.errors import TrainingError
@@ -82,9 +82,10 @@ def train(
 ) -> TrainResult:
     """Run (or resume) the recipe's GRPO training; returns the summary also written to disk.
 
-    This one function is the whole run, top to bottom, so it is longer than the project's usual
-    120 lines on purpose: a reader sees every step of the loop in order, and the plumbing it calls
-    lives in :mod:`justrl.rollouts`, :mod:`justrl.logprobs` and :mod:`justrl.runs`.
+    It opens (and locks) the run folder; :func:`_train_locked` is then the whole run, top to
+    bottom, longer than the project's usual 120 lines on purpose: a reader sees every step of the
+    loop in order, and the plumbing it calls lives in :mod:`justrl.rollouts`,
+    :mod:`justrl.logprobs` and :mod:`justrl.runs`.
 
     Args:
         recipe: the resolved recipe; with ``resume`` it may be None (the run directory's is used).
@@ -99,13 +100,25 @@ def train(
 
     # --- the run directory: a fresh one, or the one being resumed (same recipe only) -------------
     run_dir, recipe, checkpoint = runs.open_run_dir(recipe, run_dir, resume)
+    with io.FolderLock(run_dir, "training run"):  # one writer per run folder, for the whole run
+        return _train_locked(recipe, run_dir, checkpoint, resume, console, on_step, session_start)
 
+
+def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume: bool, console: bool,
+                  on_step: Callable[[int, dict[str, float]], None] | None, session_start: float) -> TrainResult:
+    """The body of :func:`train` (the whole run, top to bottom), with the run folder locked."""
     # --- device, precision, determinism (bitwise-repeatable CPU kernels, for exact resume) --------
     device = pick_device(recipe.device)
     autocast_dtype = pick_autocast(recipe.dtype, device)
     with runs.run_log(run_dir, console), deterministic_on_cpu(device):
         log.info("run directory %s (recipe %s%s)", run_dir, recipe.name, ", resuming" if resume else "")
+        if checkpoint is not None:  # the newest that loads, told in train.log when one is skipped
+            checkpoint = runs.resumable_checkpoint(run_dir)
         seed_everything(recipe.seed)
+
+        # --- the problems first: a bad data path fails before any model loads ----------------------
+        train_problems = load_problems(recipe.train_data, "train", answer_from=recipe.answer_from)
+        val_problems = {name: load_problems(name, "test") for name in recipe.val_data}
 
         # --- the policy: any causal LM + tokenizer that from_pretrained loads ---------------------
         model_path = checkpoint or runs.resolve_model(recipe.model, console)
@@ -117,12 +130,12 @@ def train(
                  f" with {autocast_dtype} autocast" if autocast_dtype else "")
 
         # --- problems, as token ids of their chat-formatted prompts -------------------------------
-        train_set = encode_prompts(load_problems(recipe.train_data, "train"), tokenizer, recipe)
-        val_sets = {name: encode_prompts(load_problems(name, "test"), tokenizer, recipe)
-                    for name in recipe.val_data}
+        train_set = encode_prompts(train_problems, tokenizer, recipe)
+        val_sets = {name: encode_prompts(problems, tokenizer, recipe) for name, problems in val_problems.items()}
         if len(train_set) < recipe.prompts_per_step:
             raise TrainingError(f"{recipe.train_data}: {len(train_set)} usable prompts, fewer than "
                                 f"prompts_per_step={recipe.prompts_per_step}")
+        runs.record_recipe(run_dir, recipe)  # start-up succeeded: from now on the folder holds this run
 
         # --- optimizer: AdamW, linear warm-up then constant, grad clip in the update --------------
         from transformers import get_constant_schedule_with_warmup
@@ -140,7 +153,8 @@ def train(
         # drop the records of steps after the checkpoint (all of them when there is none)
         metrics_mod.truncate_jsonl(run_dir / "metrics.jsonl", state.step if checkpoint is not None else -1)
         sinks = metrics_mod.make_sinks(recipe.loggers, run_dir, recipe.total_steps, state.step,
-                                       progress_bar=console and logs.progress_enabled())
+                                       progress_bar=console and logs.progress_enabled(),
+                                       name=recipe.name, config=recipe.to_dict())  # W&B gets the recipe
 
         def record(step: int, values: dict[str, float]) -> None:
             for sink in sinks:

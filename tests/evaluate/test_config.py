@@ -27,6 +27,8 @@ def test_overrides_are_typed_recorded_and_checked():
         2, 0.6, 1.0, 1024, 8, 3)
     assert config.limit is None and config.enforce_eager is True
     assert config.prompt == "{problem}\nAnswer in \\boxed{{}}."
+    paper = E.apply_overrides(config, ["prompt={problem} Put your final answer within \\boxed{}."])
+    assert paper.prompt == "{problem} Put your final answer within \\boxed{}."  # \b is not a backspace
     assert config.to_dict()["temperature"] == 0.6
     with pytest.raises(E.EvalError, match="unknown setting 'temprature'"):
         E.apply_overrides(config, ["temprature=1"])

@@ -58,8 +58,21 @@ def test_a_tokenizer_without_chat_template_is_refused():
 def test_a_tokenizer_that_does_not_load_is_a_user_error(tmp_path):
     from justrl.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match="cannot load the tokenizer"):
+    with pytest.raises(ModelLoadError, match="missing: no such folder"):
         E.load_tokenizer(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="cannot load the tokenizer") as caught:
+        E.load_tokenizer(str(tmp_path / "empty"))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_template_keeps_a_literal_boxed_and_reads_format_escapes():
+    from justrl.problems import Problem
+
+    problem = Problem(id="t-0", prompt=" 1+1? ", ground_truth="2", source="t")
+    assert E.format_prompt("{problem} put it in \\boxed{}.", problem) == "1+1? put it in \\boxed{}."
+    assert E.format_prompt("{problem} \\boxed{{}} {x}", problem) == "1+1? \\boxed{} {x}"
+    assert E.format_prompt(E.EVAL_PROMPT, problem).endswith("within \\boxed{}.")
 
 
 def test_batching_order_is_longest_prompt_first_one_problem_together():

@@ -48,7 +48,9 @@ def test_eval_writes_release_files_grades_reports_and_resumes(tiny_model, data_d
     assert (out / E.CHART_FILE).read_bytes()[:4] == b"\x89PNG"
     recorded = json.loads((out / E.CONFIG_FILE).read_text())
     assert recorded["settings"]["max_tokens"] == 8 and recorded["settings"]["temperature"] == 0.7
-    assert recorded["benchmarks"]["AIME24"]["seeds"] == E.sample_seeds(0, "aime24", 2)
+    assert [b["name"] for b in recorded["benchmarks"]] == ["AIME24", "MATH-500"]
+    assert recorded["benchmarks"][0]["seeds"] == E.sample_seeds(0, "aime24", 2)
+    assert recorded["settings"]["benchmarks"] == ["AIME24", "MATH-500"] and recorded["weights"]["sha256"]
     summary = json.loads((out / E.SUMMARY_FILE).read_text())
     assert [b["name"] for b in summary["benchmarks"]] == ["AIME24", "MATH-500"]
 
@@ -58,8 +60,46 @@ def test_eval_writes_release_files_grades_reports_and_resumes(tiny_model, data_d
 
     with pytest.raises(E.EvalError, match="unknown grader 'strict'"):
         E.run(E.apply_overrides(config, ["grader=strict"]))
-    with pytest.raises(E.EvalError, match="holds an evaluation with model="):
-        E.run(E.EvalConfig(model=str(tmp_path), benchmarks=["AIME24"], data_dir=str(data_dir), out=str(out)))
+    with pytest.raises(E.EvalError, match="holds another evaluation \\(temperature=0.7 there, 0.6 now"):
+        E.run(E.apply_overrides(config, ["temperature=0.6"]))
+    assert json.loads((out / E.CONFIG_FILE).read_text()) == recorded  # nothing overwritten
+
+
+def test_resume_follows_the_weights_not_the_path(tiny_model, data_dir, tmp_path):
+    """The same weights by a symlink resume; new weights under the same path are refused; a
+    smaller limit scores exactly the problems it names."""
+    import shutil
+
+    model = tmp_path / "run" / "final"
+    shutil.copytree(tiny_model, model)
+    out = tmp_path / "out"
+    first = E.run(_config(model, data_dir, out, "AIME24", "n=1", "limit=3", "max_tokens=2"))
+    assert first.generated == 3
+    (tmp_path / "link").symlink_to(model)
+    smaller = E.run(_config(tmp_path / "link", data_dir, out, "AIME24", "n=1", "limit=2", "max_tokens=2"))
+    assert smaller.generated == 0 and smaller.summary.scores[0].problems == 2
+    graded = json.loads((out / E.RESULTS_FILE).read_text())["files"]
+    assert [v["responses"] for v in graded.values()] == [2]
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight: another policy under the same path
+    weights.write_bytes(bytes(data))
+    with pytest.raises(E.EvalError, match="other weights"):
+        E.run(_config(model, data_dir, out, "AIME24", "n=1", "limit=3", "max_tokens=2"))
+    assert E.EvalConfig(model=str(model)).out_dir() == Path("runs/eval/run-final")
+
+
+def test_one_writer_per_folder_and_no_run_folders(tiny_model, data_dir, tmp_path):
+    from justrl.errors import ConfigError, FolderInUseError
+    from justrl.io import FolderLock
+
+    out = tmp_path / "out"
+    with FolderLock(out), pytest.raises(FolderInUseError, match=f"pid {os.getpid()}"):
+        E.run(_config(tiny_model, data_dir, out, "AIME24", "n=1", "limit=1", "max_tokens=2"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "recipe.yaml").write_text("name: toy\n")
+    with pytest.raises(ConfigError, match="a training run's folder \\(it has recipe.yaml\\)"):
+        E.run(_config(tiny_model, data_dir, tmp_path / "run", "AIME24", "n=1", "limit=1", "max_tokens=2"))
 
 
 def test_a_file_cut_mid_line_is_repaired_and_completed(tiny_model, data_dir, tmp_path, caplog):
@@ -122,9 +162,9 @@ def test_judge_model_grades_what_the_rules_reject(tiny_model, data_dir, tmp_path
     loaded: list[tuple[str, dict]] = []
     monkeypatch.setattr(judge_mod, "load_judge", lambda model, **kw: loaded.append((model, kw)) or Judge())
     config = _config(tiny_model, data_dir, tmp_path / "j", "AIME24", "n=2", "limit=3", "max_tokens=4", "device=cpu")
-    result = E.run(dataclasses.replace(config, judge_model="judge/path"))
+    result = E.run(dataclasses.replace(config, judge_model=str(tiny_model)))
     [(model, options)] = loaded
-    assert model == "judge/path" and (options["engine"].backend, options["engine"].device) == ("hf", "cpu")
+    assert model == str(tiny_model) and (options["engine"].backend, options["engine"].device) == ("hf", "cpu")
     assert len(asked) == 6 and result.summary.scores[0].score == 100.0
     report = (tmp_path / "j" / E.REPORT_FILE).read_text()
     assert "with judge `stand-in-judge`" in report and "right by judge" in report

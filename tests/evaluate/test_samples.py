@@ -60,12 +60,21 @@ def test_missing_leaves_out_the_pairs_already_written_in_order(tmp_path):
         assert [r.key for r in f.missing(requests)] == [(2, 7), (0, 7), (0, 8), (1, 8)]
 
 
-def test_a_folder_of_another_model_prompt_or_seed_is_refused(tmp_path):
+def test_a_folder_of_other_weights_settings_or_data_is_refused(tmp_path):
     config = E.EvalConfig(model="m")
-    E.check_resumable(tmp_path, config)  # nothing recorded yet
-    (tmp_path / E.CONFIG_FILE).write_text(json.dumps({"settings": config.to_dict()}))
-    E.check_resumable(tmp_path, E.EvalConfig(model="m", temperature=0.1, n=3))  # same samples' source
-    for change in ({"model": "other"}, {"seed": 1}, {"prompt": "{problem}!"}):
+    weights, data = {"sha256": "w1"}, {"AIME24": "d1"}
+    E.check_resumable(tmp_path, E.read_record(tmp_path), config, weights, data)  # nothing recorded yet
+    (tmp_path / E.CONFIG_FILE).write_text(json.dumps({
+        "settings": config.to_dict(), "weights": weights, "benchmarks": [{"name": "AIME24", "sha256": "d1"}]}))
+    record = E.read_record(tmp_path)
+    # the same weights under another path, another limit or benchmark list: the same samples
+    E.check_resumable(tmp_path, record, E.EvalConfig(model="elsewhere/m", limit=3), weights, {"MATH-500": "x"})
+    for change in ({"seed": 1}, {"prompt": "{problem}!"}, {"temperature": 0.6}, {"n": 3}, {"max_tokens": 9}):
         key = next(iter(change))
-        with pytest.raises(E.EvalError, match=f"holds an evaluation with {key}="):
-            E.check_resumable(tmp_path, E.EvalConfig(**{"model": "m", **change}))
+        with pytest.raises(E.EvalError, match=f"holds another evaluation \\({key}="):
+            E.check_resumable(tmp_path, record, E.EvalConfig(**{"model": "m", **change}), weights, data)
+    with pytest.raises(E.EvalError, match="other weights .*; AIME24's data file changed"):
+        E.check_resumable(tmp_path, record, config, {"sha256": "w2"}, {"AIME24": "d2"})
+    (tmp_path / E.CONFIG_FILE).write_text("{torn")
+    with pytest.raises(E.EvalError, match="unreadable"):
+        E.read_record(tmp_path)

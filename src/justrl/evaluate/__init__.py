@@ -38,6 +38,7 @@ from justrl.evaluate.plan import (
     BenchmarkPlan,
     SampleRequest,
     chat_text,
+    fill_template,
     format_prompt,
     load_tokenizer,
     order_for_batching,
@@ -55,7 +56,7 @@ from justrl.evaluate.report import (
     write_report,
 )
 from justrl.evaluate.run import EvalResult, generate_missing, run
-from justrl.evaluate.samples import SampleFile, check_resumable, read_samples
+from justrl.evaluate.samples import SampleFile, check_resumable, read_record, read_samples
 from justrl.evaluate.scores import (
     BenchmarkScore,
     Comparison,
@@ -74,9 +75,9 @@ __all__ = [
     "BackendSpec", "BenchmarkPlan", "BenchmarkScore", "Comparison", "EvalConfig", "EvalError",
     "EvalResult", "GenerationProgress", "SampleFile", "SampleRequest", "Summary",
     "apply_overrides", "backend_spec", "bootstrap_average_ci", "bootstrap_ci", "bootstrap_means",
-    "chat_text", "check_resumable", "format_prompt", "generate_local", "generate_missing",
+    "chat_text", "check_resumable", "fill_template", "format_prompt", "generate_local", "generate_missing",
     "gpus_per_worker", "load_judge", "load_tokenizer", "order_for_batching", "output_name",
     "override_keys", "per_problem_scores", "plan_benchmark", "plot_scores", "print_table",
-    "read_samples", "render_report", "run", "sample_seeds", "sampling_params", "score_benchmark",
+    "read_record", "read_samples", "render_report", "run", "sample_seeds", "sampling_params", "score_benchmark",
     "summarize", "write_report",
 ]

@@ -8,6 +8,7 @@ how its numbers were made, and a rerun can check it continues the same evaluatio
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -151,11 +152,44 @@ class EvalConfig:
     def out_dir(self) -> Path:
         if self.out:
             return Path(self.out)
-        name = Path(self.model.rstrip("/")).name or "model"
-        return Path("runs") / "eval" / name
+        return Path("runs") / "eval" / default_out_name(self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def default_out_name(model: str) -> str:
+    """The default output folder's name: the model's, led by its run's name where the model is a
+    run's ``final/`` or one of its checkpoints (``runs/eval/toy-final``, not ``runs/eval/final``
+    for every trained run)."""
+    path = Path(model.rstrip("/"))
+    if path.exists():
+        path = path.resolve()
+    name = path.name or "model"
+    if name == "final" or name.startswith(("step_", "step-", "checkpoint")):
+        owner = path.parent
+        if owner.name == "checkpoints":
+            owner = owner.parent
+        if owner.name:
+            return f"{owner.name}-{name}"
+    return name
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a torch device this machine does not have, before any model loads."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise EvalError(f"device={device!r}: not a torch device ({exc})") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index or 0) >= count:
+            raise EvalError(f"device={device!r}: this machine has {count} CUDA device(s); use device=cpu "
+                            "or leave device unset")
 
 
 def override_keys() -> list[str]:
@@ -166,8 +200,10 @@ def override_keys() -> list[str]:
 def apply_overrides(config: EvalConfig, items: Iterable[str]) -> EvalConfig:
     """``config`` with ``["n=2", "temperature=0.6", ...]`` applied (typed, unknown keys refused)."""
     updates = config_mod.parse_overrides(items, error=EvalError)
-    if "prompt" in updates:  # allow "\n" escapes in a prompt template given on the command line
-        updates["prompt"] = updates["prompt"].encode().decode("unicode_escape")
+    if "prompt" in updates:  # "\n" in a template given on the command line is a newline and "\\" one
+        # backslash; any other backslash is kept as typed (the paper's suffix: a literal "\boxed{}")
+        updates["prompt"] = re.sub(r"\\([\\n])", lambda m: "\n" if m.group(1) == "n" else "\\",
+                                   updates["prompt"])
     new = config_mod.apply(config, updates, source="the command line", allowed=override_keys(),
                            what="setting", error=EvalError)
     new.validate()

@@ -72,7 +72,15 @@ def output_name(task: str, temperature: float, top_p: float, n: int, max_tokens:
 
 
 def format_prompt(template: str, problem: Problem) -> str:
-    return template.format(problem=problem.prompt.strip())
+    """The template with ``{problem}`` replaced: only that field, so a literal ``\\boxed{}`` (the
+    paper's own suffix) is kept as written; ``{{``/``}}`` still read as ``{``/``}`` (the
+    ``str.format`` escapes of the default template)."""
+    return fill_template(template, problem.prompt.strip())
+
+
+def fill_template(template: str, problem: str) -> str:
+    parts = template.split("{problem}")
+    return problem.join(part.replace("{{", "{").replace("}}", "}") for part in parts)
 
 
 def chat_text(tokenizer: Any, user_message: str) -> str:
@@ -109,11 +117,15 @@ def order_for_batching(requests: Sequence[SampleRequest]) -> list[SampleRequest]
     return sorted(requests, key=lambda r: (-len(r.text), r.example_id))
 
 
-def load_tokenizer(model: str) -> Any:
+def load_tokenizer(model: str, what: str = "model") -> Any:
     """The model's tokenizer, whose chat template turns each prompt into the text to continue."""
     from transformers import AutoTokenizer
 
+    from justrl.model_files import check_source
+
+    check_source(model, what)
     try:
         return AutoTokenizer.from_pretrained(model)
     except Exception as exc:  # OSError for a missing path/hub id, others for broken folders
-        raise ModelLoadError(f"cannot load the tokenizer of {model!r}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load the tokenizer of {model!r}: {first}") from exc

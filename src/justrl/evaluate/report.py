@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from justrl.evaluate.plan import fill_template
 from justrl.evaluate.scores import Comparison, Summary
 from justrl.grading import RESULTS_FILE
 from justrl.io import atomic_write_json, atomic_write_text
@@ -30,7 +31,7 @@ def write_report(summary: Summary, out_dir: Path) -> tuple[Path, Path]:
 
 def _show_template(template: str) -> str:
     """The user message a template makes, with ``{problem}`` left in (newlines shown as ``\\n``)."""
-    return template.format(problem="{problem}").replace("\n", "\\n")
+    return fill_template(template, "{problem}").replace("\n", "\\n")
 
 
 def _cell(comp: Comparison) -> str:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from justrl import __version__, grading, logs, verifiers
+from justrl import __version__, folders, grading, logs, model_files, verifiers
 from justrl import benchmarks as bench_mod
 from justrl.context_window import Budget, check_budget, model_context
-from justrl.errors import EvalError
+from justrl.errors import ContextLengthError, EvalError, ModelLoadError
 from justrl.evaluate import backends
-from justrl.evaluate.config import CONFIG_FILE, EvalConfig
+from justrl.evaluate.config import CONFIG_FILE, EvalConfig, check_device
 from justrl.evaluate.plan import (
     BenchmarkPlan,
     SampleRequest,
@@ -24,9 +24,9 @@ from justrl.evaluate.plan import (
     plan_benchmark,
 )
 from justrl.evaluate.report import print_table, write_report
-from justrl.evaluate.samples import SampleFile, check_resumable
+from justrl.evaluate.samples import SampleFile, check_resumable, read_record
 from justrl.evaluate.scores import Summary, score_benchmark, summarize
-from justrl.io import atomic_write_json
+from justrl.io import FolderLock, atomic_write_json
 
 log = logs.get(__name__)
 
@@ -52,21 +52,39 @@ def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] |
     score table on (the CLI prints it itself); messages go through :mod:`logging` and progress bars
     to :func:`justrl.logs.console` either way.
     """
-    config.validate()
-    if config.grader not in verifiers.known_verifiers():  # fail now, not after hours of generation
-        raise EvalError(f"unknown grader {config.grader!r}; known: {', '.join(verifiers.known_verifiers())}")
+    check_before_loading(config)
     out_dir = config.out_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(out_dir, config)
+    folders.refuse_run_folder(out_dir)
+    with FolderLock(out_dir, "evaluation"):  # one writer per folder, for the whole run
+        return _run_locked(config, out_dir, console, backend)
 
+
+def check_before_loading(config: EvalConfig) -> None:
+    """Everything that can be refused before a tokenizer or a model loads: settings, grader, device,
+    paths of the model and the judge (not after hours of generation)."""
+    config.validate()
+    if config.grader not in verifiers.known_verifiers():
+        raise EvalError(f"unknown grader {config.grader!r}; known: {', '.join(verifiers.known_verifiers())}")
+    if config.backend == "hf":
+        check_device(config.device)
+    model_files.check_source(config.model, "model")
+    if config.judge_model:
+        model_files.check_source(config.judge_model, "--judge-model")
+
+
+def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callable[[], Any] | None) -> EvalResult:
+    record = read_record(out_dir)
+    weights = model_files.fingerprint(config.model, record.get("weights"))
     selected = bench_mod.select(config.benchmarks)
     files = bench_mod.locate(selected, config.data_dir)
+    check_resumable(out_dir, record, config, weights, {name: f.sha256 for name, f in files.items()})
+
     tokenizer = load_tokenizer(config.model)
     plans = [plan_benchmark(files[b.name], config, out_dir, lambda m: chat_text(tokenizer, m)) for b in selected]
-    settings = {**config.to_dict(), "out": str(out_dir)}
+    settings = {**config.to_dict(), "benchmarks": [b.name for b in selected], "out": str(out_dir)}
     settings["nonrelease_files"] = [f.benchmark.name for f in files.values() if not f.is_release_file]
     settings["budget"] = check_context(plans, config, tokenizer).to_dict()
-    _write_config(out_dir, settings, plans)
+    _write_config(out_dir, settings, weights, plans)
 
     generated = generate_missing(plans, config, backend or backends.backend_spec(config))
 
@@ -86,34 +104,46 @@ def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] |
 
 
 def check_context(plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any) -> Budget:
-    """The token budget the run really gives; refused (one line naming the longest prompt) when
-    vLLM would stop responses at the model's context before ``max_tokens``, or refuse a prompt
-    outright, unless ``allow_truncated_budget``. The hf backend has no context limit to enforce."""
-    if config.backend != "vllm":
-        return check_budget({}, config.max_tokens, None)
-    prompts = {}
+    """The token budget the run really gives, checked before any generation.
+
+    vLLM stops a response at the model's context (``max_model_len``) and refuses a prompt longer
+    than it, so with ``--backend vllm`` prompt + ``max_tokens`` over the context is refused (one line
+    naming the longest prompt) unless ``allow_truncated_budget``. transformers enforces no context
+    limit, so the hf backend only warns: responses past the trained context may degrade.
+    """
+    prompts: dict[str, int] = {}
     for p in plans:
-        for r in p.requests:
-            label = f"{p.benchmark.name}/{r.example_id}"
-            if label not in prompts:
-                prompts[label] = len(tokenizer.encode(r.text, add_special_tokens=False))
-    context = model_context(config.model, config.max_model_len)
-    return check_budget(prompts, config.max_tokens, context, allow_truncated=config.allow_truncated_budget)
+        for r in p.requests[:: max(1, p.samples_per_problem)]:  # one request per problem
+            prompts[f"{p.benchmark.name}/{r.example_id}"] = len(tokenizer.encode(r.text, add_special_tokens=False))
+    if config.backend == "vllm":
+        context = model_context(config.model, config.max_model_len)
+        return check_budget(prompts, config.max_tokens, context, allow_truncated=config.allow_truncated_budget)
+    try:
+        context = model_context(config.model)
+    except ModelLoadError:  # unreadable config: the backend reports it when it loads the model
+        context = None
+    try:
+        return check_budget(prompts, config.max_tokens, context)
+    except ContextLengthError as exc:
+        log.warning("%s (the hf backend generates past it anyway)", exc)
+        return check_budget(prompts, config.max_tokens, None)
 
 
-def _write_config(out_dir: Path, settings: dict[str, Any], plans: list[BenchmarkPlan]) -> None:
-    """Record the settings, seeds and data checksums (``eval_config.json``)."""
+def _write_config(out_dir: Path, settings: dict[str, Any], weights: dict[str, Any],
+                  plans: list[BenchmarkPlan]) -> None:
+    """Record the settings, the weights' fingerprint, seeds and data checksums (``eval_config.json``)."""
     record = {
         "justrl_version": __version__,
         "settings": settings,
-        "benchmarks": {
-            p.benchmark.name: {
-                "file": p.path.name, "samples_per_problem": p.samples_per_problem, "seeds": p.seeds,
-                "problems": len(p.problems), "data": str(p.file.path), "sha256": p.file.sha256,
+        "weights": weights,
+        "benchmarks": [
+            {
+                "name": p.benchmark.name, "file": p.path.name, "samples_per_problem": p.samples_per_problem,
+                "seeds": p.seeds, "problems": len(p.problems), "data": str(p.file.path), "sha256": p.file.sha256,
                 "release_file": p.file.is_release_file,
             }
             for p in plans
-        },
+        ],
     }
     atomic_write_json(out_dir / CONFIG_FILE, record)
 
@@ -201,8 +231,9 @@ def _generate(
 def _grade(out_dir: Path, plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any) -> dict[str, Any]:
     """Grade the folder (``grading_results.json``) and pick out this run's files."""
     judge = backends.load_judge(config)
+    planned = {p.path.name: {r.key for r in p.requests} for p in plans}  # exactly what this run scores
     try:
-        report = grading.grade_dir(out_dir, verifier=config.grader, judge=judge, tokenizer=tokenizer)
+        report = grading.grade_dir(out_dir, verifier=config.grader, judge=judge, tokenizer=tokenizer, only=planned)
     finally:
         close = getattr(judge, "close", None)
         if callable(close):  # the judge's engine ends with grading

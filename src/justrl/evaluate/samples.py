@@ -9,7 +9,8 @@ that so:
    (:mod:`justrl.evaluate.plan`: seeds drawn from ``(seed, task)``, file names from the sampling
    settings), so a rerun asks for the same pairs, written to the same files.
 2. **No mixing.** :func:`check_resumable` refuses an output folder whose recorded evaluation
-   (``eval_config.json``) has another model, prompt or seed.
+   (``eval_config.json``) has other weights (by hash, not path), sampling settings or data; and
+   one process at a time writes to a folder (:class:`justrl.io.FolderLock`, taken by the run).
 3. **Lines that are whole or absent.** A :class:`SampleFile` is append-only JSONL, one line per
    pair, each written with one unbuffered ``write`` on a file opened for appending, as soon as its
    sample is generated. On opening, a last line cut short by a kill is dropped (a complete one that
@@ -30,8 +31,9 @@ from typing import Any, Protocol, TypeVar
 from justrl.errors import EvalError
 from justrl.evaluate.config import CONFIG_FILE, EvalConfig
 
-RESUME_KEYS = ("model", "prompt", "seed")
-"""Settings that must match the recorded ones for a rerun to continue an output folder."""
+RESUME_KEYS = ("prompt", "seed", "n", "temperature", "top_p", "max_tokens", "backend", "dtype")
+"""Settings that change the samples: they must match the recorded ones for a rerun to continue an
+output folder (``limit`` and ``benchmarks`` only choose which samples, so they may change)."""
 
 
 class _Keyed(Protocol):
@@ -42,21 +44,52 @@ class _Keyed(Protocol):
 Request = TypeVar("Request", bound=_Keyed)
 
 
-def check_resumable(out_dir: Path, config: EvalConfig) -> None:
-    """Refuse to mix samples of another model, prompt or seed into an output folder."""
+def read_record(out_dir: Path) -> dict[str, Any]:
+    """The recorded evaluation of an output folder (``eval_config.json``); {} where there is none."""
     path = out_dir / CONFIG_FILE
     if not path.is_file():
-        return
+        return {}
     try:
-        previous = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
-    except ValueError:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EvalError(f"{path}: unreadable ({exc}); it records what the folder's samples are, "
+                        "so the folder cannot be resumed safely. Use another --out.") from exc
+    return record if isinstance(record, dict) else {}
+
+
+def check_resumable(out_dir: Path, record: dict[str, Any], config: EvalConfig, weights: dict[str, Any],
+                    data: dict[str, str]) -> None:
+    """Refuse to mix samples of other weights, settings or benchmark data into an output folder.
+
+    ``record`` is the folder's :func:`read_record`; ``weights`` the model's fingerprint
+    (:func:`justrl.model_files.fingerprint`); ``data`` each benchmark's file checksum. The same
+    weights under another path are the same model; every difference found is listed.
+    """
+    if not record:
         return
-    for key in RESUME_KEYS:
-        if key in previous and previous[key] != getattr(config, key):
-            raise EvalError(
-                f"{out_dir} holds an evaluation with {key}={previous[key]!r}, not {getattr(config, key)!r}; "
-                "resuming would mix the two. Use another --out."
-            )
+    previous = record.get("settings", {})
+    differences = [f"{key}={previous[key]!r} there, {getattr(config, key)!r} now"
+                   for key in RESUME_KEYS if key in previous and previous[key] != getattr(config, key)]
+    recorded_weights = record.get("weights", {}).get("sha256")
+    if recorded_weights and recorded_weights != weights.get("sha256"):
+        differences.append(f"other weights (the folder evaluated {previous.get('model')!r}, whose weight "
+                           f"files hashed differently from {config.model!r}'s now)")
+    elif not recorded_weights and "model" in previous and previous["model"] != config.model:
+        differences.append(f"model={previous['model']!r} there, {config.model!r} now")
+    recorded_data = {b.get("name"): b.get("sha256") for b in _benchmark_entries(record)}
+    differences += [f"{name}'s data file changed" for name, sha in data.items()
+                    if recorded_data.get(name) not in (None, sha)]
+    if differences:
+        raise EvalError(f"{out_dir} holds another evaluation ({'; '.join(differences)}); resuming would mix "
+                        "the two. Use another --out, or the recorded settings.")
+
+
+def _benchmark_entries(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded benchmarks: a list of ``{"name", ...}`` (a dict by name in folders written by earlier versions)."""
+    entries = record.get("benchmarks", [])
+    if isinstance(entries, dict):
+        return [{"name": k, **v} for k, v in entries.items()]
+    return [e for e in entries if isinstance(e, dict)]
 
 
 class SampleFile:
