@@ -199,10 +199,13 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     from justrl import data_export
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
+    dedupe = recipe.train_dedup and args.split == "train"  # validation rows: always the source's
     result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
-                                data_dir=args.data_dir, limit=args.limit)
+                                data_dir=args.data_dir, limit=args.limit, dedupe=dedupe,
+                                prompt_format=recipe.prompt_format)
     print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
-          f"{result.read} read from {args.source}, duplicates dropped)")
+          f"{result.read} read from {args.source}, {'duplicates dropped' if dedupe else 'all rows kept'}; "
+          f"prompt format {recipe.prompt_format})")
     return 0
 
 
@@ -325,7 +328,7 @@ def _add_data(sub: Any) -> None:
                                          "(BytedTsinghua-SIA/DAPO-Math-17k)")
     p_export.add_argument("--format", choices=["verl"], default="verl", help="output schema (verl)")
     p_export.add_argument("--out", required=True, help="parquet file to write")
-    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
+    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix, prompt_format and train_dedup are used")
     p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
     p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
     p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
