@@ -22,6 +22,7 @@ PAPER_VALUES = {
     "prompt_format": "release", "train_dedup": False, "data_seed": 1, "rollout_seed": 0,
     "val_data": ["release:AIME24", "release:AIME25", "release:AMC23"], "val_verifier": "release-math-verify",
     "val_samples": 32, "val_max_tokens": 31744,
+    "answer_from": "answer",
 }
 
 
@@ -76,7 +77,8 @@ def test_yaml_round_trip(tmp_path) -> None:
 @pytest.mark.parametrize(
     "override, key",
     [("lr=oops", "lr"), ("total_steps=1.5", "total_steps"), ("val_before_train=maybe", "val_before_train"),
-     ("lrr=1", "lrr"), ("clip_c=0.5", "clip_c"), ("mini_batch_prompts=3", "mini_batch_prompts")],
+     ("lrr=1", "lrr"), ("clip_c=0.5", "clip_c"), ("mini_batch_prompts=3", "mini_batch_prompts"),
+     ("answer_from=steps", "answer_from")],
 )
 def test_bad_overrides_name_the_key(override: str, key: str) -> None:
     with pytest.raises(R.RecipeError, match=key):

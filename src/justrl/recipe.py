@@ -19,6 +19,7 @@ import yaml
 
 from justrl import config
 from justrl.errors import RecipeError
+from justrl.problems import ANSWER_FROM
 
 PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -55,6 +56,8 @@ class Recipe:
     DAPO's instructions removed, the bare problem + suffix."""
     use_chat_template: bool = True
     """Send the prompt as one user turn through the model's chat template (as verl does)."""
+    answer_from: str = "answer"
+    """Ground truth of plain data files: "answer" (an answer column) or "solution" (the last \\boxed{} of a MATH-style worked solution); paper: answer (DAPO-Math-17k has one)."""
 
     # --- the RL algorithm ---------------------------------------------------------------------
     algorithm: str = "grpo"
@@ -187,6 +190,8 @@ class Recipe:
             problems.append(f"lr_schedule must be 'constant' (got {self.lr_schedule!r})")
         if self.prompt_format not in PROMPT_FORMATS:
             problems.append(f"prompt_format must be one of {PROMPT_FORMATS} (got {self.prompt_format!r})")
+        if self.answer_from not in ANSWER_FROM:
+            problems.append(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {self.answer_from!r})")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0 for sampling (got {self.temperature})")
         if problems:

@@ -146,6 +146,8 @@ MAPPING: dict[str, Route] = {
                                  "(the release's fork did it with +data.use_boxed_suffix_prompt)"),
     "prompt_format": not_in_verl("in the data: `justrl data export --recipe` writes the user message in "
                                  "this format (release: the row's own text, DAPO's instructions kept, + suffix)"),
+    "answer_from": not_in_verl("in the data: `justrl data export` writes each MATH-style solution's boxed "
+                               "answer as reward_model.ground_truth"),
     "use_chat_template": fixed_in_verl(True, "verl always renders the prompt's chat list with the "
                                              "tokenizer's chat template"),
     # --- the RL algorithm ------------------------------------------------------------------------
