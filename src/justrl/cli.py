@@ -103,10 +103,12 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         ("share spent generating", f"{est['generation_share']:.0%}"),
         ("total FLOPs", f"{est['total_flops']:.3e}"),
         (f"GPU-hours at {args.gpu_tflops:g} TFLOP/s peak, {args.mfu:.0%} utilisation", f"{est['gpu_hours']:,.0f}"),
+        *budget.paper_rows(est),
     ]
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+    print("assumptions:\n" + "\n".join(f"  - {line}" for line in est["assumptions"]))
     return 0
 
 
