@@ -113,13 +113,38 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from justrl import evaluate
 
     config = evaluate.EvalConfig(
         model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
         data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
     )
-    evaluate.run(evaluate.apply_overrides(config, args.overrides))
+    result = evaluate.run(evaluate.apply_overrides(config, args.overrides))
+    evaluate.print_table(result.summary, Console(width=max(160, Console().width)))
+    print(f"wrote {result.report}, {result.chart} and {result.out_dir / evaluate.RESULTS_FILE}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from justrl import grading
+    from justrl.errors import EvalError
+
+    judge = None
+    if args.judge_model:
+        from justrl.judge import load_judge
+
+        judge = load_judge(args.judge_model, include_question=args.judge_with_question)
+    report = grading.grade_dir(args.dir, args.verifier, judge, args.tokenizer,
+                               timeout_s=args.timeout, workers=args.workers)
+    if not report["files"]:
+        raise EvalError(f"no generation files in {args.dir}")
+    for line in grading.summary_lines(report):
+        print(line)
+    print(f"wrote {Path(args.dir) / grading.RESULTS_FILE}")
     return 0
 
 
@@ -377,9 +402,28 @@ def _add_eval(sub: Any) -> None:
 
 
 def _add_grade(sub: Any) -> None:
-    from justrl import grading  # `justrl grade`: arguments and handler live in justrl.grading
+    from justrl import verifiers
 
-    grading.add_parser(sub)
+    p_grade = sub.add_parser(
+        "grade", help="grade release-format generation files (JSONL) into grading_results.json",
+        description=(
+            "Grade every {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl file in DIR (lines with example_id, prompt, "
+            "answer, seed, response) and write DIR/grading_results.json: avg@n, pass@n, pass@k, "
+            "solve_none/all, distinct 4-grams, output length, responses without \\boxed, and which "
+            "grading stage settled the answers."
+        ),
+    )
+    p_grade.add_argument("dir", help="folder with the generation files")
+    p_grade.add_argument("--verifier", default="justrl-eval", choices=verifiers.known_verifiers(),
+                         help="grader (default justrl-eval: release-rule, then lenient, then the judge if given); "
+                         "release-rule + --judge-model reproduces the release's protocol")
+    p_grade.add_argument("--judge-model", default=None, help="model judge (CompassVerifier-3B in the paper)")
+    p_grade.add_argument("--judge-with-question", action="store_true",
+                         help="send the problem to the judge too (the release sends an empty question)")
+    p_grade.add_argument("--tokenizer", default=None, help="tokenizer for output lengths in tokens (else characters)")
+    p_grade.add_argument("--timeout", type=float, default=verifiers.DEFAULT_TIMEOUT_S, help="seconds per answer")
+    p_grade.add_argument("--workers", type=int, default=None, help="verification processes (default: CPUs)")
+    p_grade.set_defaults(func=_cmd_grade)
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:
