@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from justrl import eval_watch as W
 from justrl import evaluate as E
 from justrl import recipe as R
+from justrl.evaluate import watch as W
 
 
 def _checkpoint(run: Path, model: Path, step: int, complete: bool = True) -> None:
@@ -53,7 +53,7 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
 
     monkeypatch.setattr(E, "run", killed_at_step_50)
     with pytest.raises(KeyboardInterrupt):
-        W.watch(run, _config(), poll_s=0)
+        W.watch_run(run, _config(), poll_s=0)
     assert calls == ["step_0", "step_50"]
     assert [r["step"] for r in W.read_table(run / W.WATCH_DIR / W.TABLE_FILE)] == [0]
     shutil.rmtree(run / "checkpoints" / "step_50")  # the run rotated it away meanwhile: the copy remains
@@ -61,7 +61,7 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
 
     calls.clear()
     monkeypatch.setattr(E, "run", lambda config, **kw: (calls.append(Path(config.out).name), real_run(config, **kw))[1])
-    result = W.watch(run, _config(), poll_s=0)
+    result = W.watch_run(run, _config(), poll_s=0)
     assert calls == ["step_50", "step_100"]  # step 0 was finished before the kill: not evaluated again
     assert result.finished and result.scored == [50, 100]
     rows = W.read_table(result.table)
@@ -71,7 +71,7 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
     assert result.figure is not None and result.figure.read_bytes()[:4] == b"\x89PNG"
     assert "| 100 |" in (result.out_dir / W.TABLE_MD).read_text()
     assert not list((result.out_dir / "models").iterdir())  # copies deleted once scored
-    assert W.watch(run, _config(), poll_s=0).scored == []  # all scored: nothing to do
+    assert W.watch_run(run, _config(), poll_s=0).scored == []  # all scored: nothing to do
 
 
 def test_watch_waits_for_new_checkpoints_until_the_run_finishes(tiny_model, tmp_path, monkeypatch) -> None:
@@ -87,14 +87,14 @@ def test_watch_waits_for_new_checkpoints_until_the_run_finishes(tiny_model, tmp_
 
     scored = []
     monkeypatch.setattr(E, "run", lambda config, **kw: scored.append(Path(config.out).name) or _FakeResult())
-    result = W.watch(run, _config(), base=False, every=50, poll_s=7, sleep=the_run_goes_on)
+    result = W.watch_run(run, _config(), base=False, every=50, poll_s=7, sleep=the_run_goes_on)
     assert naps == [7, 7] and scored == ["step_100"] and result.finished
 
 
 def test_watch_gives_up_on_a_run_that_stopped_without_finishing(tiny_model, tmp_path, monkeypatch) -> None:
     run = _run(tmp_path, tiny_model, [], finished=False)
     now = iter(range(0, 10_000, 100))
-    result = W.watch(run, _config(), base=False, poll_s=1, idle_exit_s=250, sleep=lambda s: None,
+    result = W.watch_run(run, _config(), base=False, poll_s=1, idle_exit_s=250, sleep=lambda s: None,
                      clock=lambda: float(next(now)))
     assert not result.finished and result.scored == []
 
@@ -114,3 +114,13 @@ def test_every_thins_the_checkpoints_and_verl_checkpoints_are_found(tmp_path) ->
 class _FakeResult:
     class summary:  # noqa: N801 - stands in for evaluate's Summary
         scores = [E.BenchmarkScore("AIME24", 1, 2, 2, 50.0, 0.0, 100.0, "f")]
+
+
+def test_cli_eval_watch(tiny_model, tmp_path, capsys) -> None:
+    from justrl.cli import main
+
+    assert main(["eval"]) == 2 and "--watch RUN_DIR" in capsys.readouterr().err
+    run = _run(tmp_path, tiny_model, [])
+    assert main(["eval", "--watch", str(run), "--poll", "0", "n=1", "limit=2", "max_tokens=4", "bootstrap=100"]) == 0
+    assert "curve.png (1 checkpoints scored now)" in capsys.readouterr().out  # the base model, step 0
+    assert [r["benchmark"] for r in W.read_table(run / W.WATCH_DIR / W.TABLE_FILE)] == ["AIME24"]

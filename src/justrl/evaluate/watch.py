@@ -244,7 +244,7 @@ class WatchResult:
     """The run finished and every checkpoint is scored (False: gave up waiting)."""
 
 
-def watch(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = True, poll_s: float = 60.0,
+def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = True, poll_s: float = 60.0,
           idle_exit_s: float = 6 * 3600, sleep: Callable[[float], None] = time.sleep,
           clock: Callable[[], float] = time.monotonic) -> WatchResult:
     """Evaluate every checkpoint of ``run_dir`` with ``config`` (its ``model`` and ``out`` are set
