@@ -222,6 +222,7 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
         ax.fill_between(steps, [p[2] for p in points], [p[3] for p in points], alpha=0.15)
     ax.set_xlabel("training step")
     ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, min(100.0, max([10.0] + [r["ci_high"] * 1.1 for r in rows])))  # 0 at the bottom
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
