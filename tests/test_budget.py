@@ -46,6 +46,7 @@ def test_json_output_matches_the_estimate(tmp_path, capsys) -> None:
     assert main(["budget", "--recipe", "toy", "--json", "--mfu", "0.5", "--response-tokens", "20"]) == 0
     shown = json.loads(capsys.readouterr().out)
     expected = budget.estimate(load("toy"), mfu=0.5, response_tokens=20)
+    assert shown.pop("assumptions") == expected.pop("assumptions")  # words: approx compares numbers only
     assert shown == pytest.approx(expected) and shown["tokens_source"] == "assumed"
     assert shown["gpu_hours"] == pytest.approx(shown["total_flops"] / (989e12 * 0.5) / 3600)
 
@@ -74,3 +75,27 @@ def test_bad_run_dir_and_model_are_one_line_errors(tmp_path) -> None:
         budget.model_shape(str(tmp_path / "no-model"))
     with pytest.raises(ModelLoadError, match="cannot read a model config"):
         budget.model_shape(str(tmp_path))
+
+
+def test_paper_token_budget_and_calibrated_gpu_hours() -> None:
+    recipe = load("justrl-deepseek-1.5b")
+    assert budget.token_budget(recipe) == 4000 * 256 * 8 * 16384 == pytest.approx(1.342e11, rel=1e-3)
+    assert budget.calibrated_gpu_hours(recipe) == pytest.approx(32 * 15 * 24)  # the paper's own run
+    nemotron = load("justrl-nemotron-1.5b")
+    assert budget.calibrated_gpu_hours(nemotron) == pytest.approx(32 * 15 * 24 * 3000 / 4000)
+    half_context = load("justrl-deepseek-1.5b", ["max_response_tokens=7168"])
+    assert budget.token_budget(half_context) == pytest.approx(budget.token_budget(recipe) / 2)
+    est = budget.estimate(recipe)
+    assert est["implied_mfu_on_paper_hardware"] == pytest.approx(
+        est["total_flops"] / (32 * 15 * 24 * 3600 * 312e12))
+    assert len(est["assumptions"]) >= 6
+
+
+def test_cli_budget_prints_the_papers_accounting(capsys) -> None:
+    assert main(["budget", "--recipe", "justrl-deepseek-1.5b"]) == 0
+    out = capsys.readouterr().out
+    assert "1.34e+11 (paper: ~1.4e+11)" in out
+    assert "11,520" in out and "A800" in out and "assumptions:" in out
+    assert main(["budget", "--recipe", "justrl-deepseek-1.5b", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["token_budget"] == pytest.approx(1.342e11, rel=1e-3) and data["paper_token_budget"] == 1.4e11

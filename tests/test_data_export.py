@@ -1,12 +1,16 @@
-"""`justrl data export --format verl`: deduplicated problems in verl's RL schema, read back by verl."""
+"""`justrl data export --format verl`: problems in verl's RL schema (the release's user message), read back by verl."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from justrl import data_export
+from justrl import problems as problems_mod
 from justrl.cli import main
 from justrl.problems import unwrap_boxed
 from justrl.recipe import PROMPT_SUFFIX
@@ -124,10 +128,60 @@ def test_cli_export_with_a_recipe_suffix(tmp_path, capsys) -> None:
     source = tmp_path / "dapo.parquet"
     write_dapo_like(source, copies=2)
     out = tmp_path / "x.parquet"
-    code = main(["data", "export", "--format", "verl", "--out", str(out), str(source), "prompt_suffix= Go."])
+    code = main(["data", "export", "--format", "verl", "--out", str(out), str(source), "prompt_suffix= Go.",
+                 "prompt_format=clean", "train_dedup=true"])
     assert code == 0
     assert "3 problems" in capsys.readouterr().out
     assert pq.read_table(out).to_pylist()[0]["prompt"][0]["content"] == "What is 2+3? Go."
+
+
+DAPO_ROW = json.loads((Path(__file__).parent / "data" / "dapo_math_17k_row.json").read_text())
+
+
+def test_a_dapo_row_becomes_exactly_the_releases_user_message(tmp_path) -> None:
+    """The paper recipe's export of one real DAPO-Math-17k row, read back by verl 0.9.1's RLHFDataset,
+    is the user message the release's dataset code built (see tests/data/dapo_math_17k_row.json)."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    source = tmp_path / "dapo.parquet"
+    pq.write_table(pa.Table.from_pylist([DAPO_ROW["row"]] * 3), source)  # published: every prompt repeated
+    out = tmp_path / "train.parquet"
+    assert main(["data", "export", "--format", "verl", "--recipe", "justrl-deepseek-1.5b",
+                 "--out", str(out), str(source)]) == 0
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 3  # the release read the file as published: no deduplication
+    assert rows[0]["prompt"] == [{"content": DAPO_ROW["release_user_message"], "role": "user"}]
+    assert rows[0]["data_source"] == "math_dapo"  # the reward router's key for the strict DAPO check
+    assert rows[0]["reward_model"]["ground_truth"] == "34"
+    config = OmegaConf.create({
+        "cache_dir": str(tmp_path / "verl_cache"), "prompt_key": "prompt", "max_prompt_length": 1024,
+        "filter_overlong_prompts": False, "truncation": "error", "return_raw_chat": True,
+    })
+    item = RLHFDataset(data_files=[str(out)], tokenizer=tiny_chat_tokenizer(), config=config)[0]
+    assert item["raw_prompt"] == [{"content": DAPO_ROW["release_user_message"], "role": "user"}]
+    clean = data_export.verl_row(problems_mod.problem_from_row(DAPO_ROW["row"], 0, "dapo"), PROMPT_SUFFIX)
+    assert not clean["prompt"][0]["content"].startswith("Solve the following")  # `clean`: DAPO's words gone
+    assert clean["prompt"][0]["content"].endswith("find $a + b + c$." + PROMPT_SUFFIX)
+
+
+def test_release_validation_sets_export_with_their_exact_rows(tmp_path) -> None:
+    from justrl import release_data
+
+    out = data_export.export("release:AIME24", tmp_path / "aime.parquet", split="test", dedupe=False,
+                             prompt_format="release")
+    rows = pq.read_table(out.path).to_pylist()
+    published = json.loads(release_data.val_file("release:AIME24").read_text())
+    assert out.rows == len(published) == 30
+    assert [r["reward_model"]["ground_truth"] for r in rows] == [p["answer"] for p in published]
+    assert rows[1]["reward_model"]["ground_truth"] == "025"  # leading zeros kept, as the release's
+    assert rows[0]["prompt"][0]["content"] == published[0]["prompt"] + PROMPT_SUFFIX
+    assert {r["data_source"] for r in rows} == {"AIME24"}  # routed to Math-Verify by the release
+    assert rows[5]["extra_info"]["index"] == "AIME24-5"
+    for name in release_data.VAL_SETS:
+        assert len(release_data.load_val(f"release:{name}")) == {"AIME24": 30, "AIME25": 30, "AMC23": 40}[name]
+    with pytest.raises(problems_mod.ProblemDataError, match="release:AIME24"):
+        release_data.val_file("release:MATH-500")
 
 
 def test_cli_export_missing_source_is_a_clear_error(tmp_path, capsys) -> None:

@@ -18,8 +18,22 @@ PAPER_VALUES = {
     "max_response_tokens": 15360, "verifier": "dapo-strict", "reward_correct": 1.0, "reward_incorrect": -1.0,
     "prompt_suffix": "\n\nPlease reason step by step, and put your final answer within \\boxed{}.",
     "val_every": 50, "val_temperature": 0.7, "val_top_p": 0.9, "save_every": 50, "overlong_buffer_tokens": 0,
+    # the release's data and validation (its launch script, its fork's defaults, its reward router)
+    "prompt_format": "release", "train_dedup": False, "data_seed": 1, "rollout_seed": 0,
+    "val_data": ["release:AIME24", "release:AIME25", "release:AMC23"], "val_verifier": "release-math-verify",
+    "val_samples": 32, "val_max_tokens": 31744,
     "answer_from": "answer",
 }
+
+
+def test_former_behaviour_is_one_override_a_field_away() -> None:
+    recipe = R.load("justrl-deepseek-1.5b", ["prompt_format=clean", "train_dedup=true", "data_seed=null",
+                                             "rollout_seed=null", "val_verifier=dapo-strict",
+                                             "val_data=AIME24,AIME25,AMC23"])
+    assert (recipe.prompt_format, recipe.train_dedup, recipe.data_seed, recipe.rollout_seed) == (
+        "clean", True, None, None)
+    with pytest.raises(R.RecipeError, match="prompt_format"):
+        R.load("justrl-deepseek-1.5b", ["prompt_format=stripped"])
 
 
 @pytest.mark.parametrize("preset", ["justrl-deepseek-1.5b", "justrl-nemotron-1.5b"])

@@ -24,12 +24,31 @@ def test_reward_adapter_loads_through_verls_loader(paper_config) -> None:
 
     score = get_custom_reward_fn(paper_config)
     assert score is not None
-    good = score(data_source="AIME24", solution_str="so 2+2 is \\boxed{4}", ground_truth="4", extra_info={})
+    good = score(data_source="math_dapo", solution_str="so 2+2 is \\boxed{4}", ground_truth="4", extra_info={})
     assert good == {"score": 1.0, "acc": 1.0, "pred": "4"}
-    bad = score(data_source="AIME24", solution_str="\\boxed{5}", ground_truth="4", extra_info={})
+    bad = score(data_source="math_dapo", solution_str="\\boxed{5}", ground_truth="4", extra_info={})
     assert bad == {"score": -1.0, "acc": 0.0, "pred": "5"}
     none = score(data_source="x", solution_str="no box", ground_truth="4", extra_info=None)
     assert none["score"] == -1.0 and none["pred"] == ""
+
+
+def test_validation_sources_are_graded_as_the_releases_router_did(paper_config) -> None:
+    """AIME24/AIME25/AMC23 go to Math-Verify, scored 1/0 (the release's math_verify branch); the
+    strict check would refuse both of these right answers."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    score = get_custom_reward_fn(paper_config)
+    leading_zero = score(data_source="AIME24", solution_str="Hence \\boxed{25}.", ground_truth="025")
+    assert leading_zero == {"score": 1.0, "acc": 1.0, "pred": "25"}
+    unboxed = score(data_source="AMC23", solution_str="The answer is $\\frac{3}{4}$", ground_truth="\\frac34")
+    assert unboxed["acc"] == 1.0
+    wrong = score(data_source="AIME25", solution_str="\\boxed{71}", ground_truth="70")
+    assert wrong == {"score": 0.0, "acc": 0.0, "pred": "71"}
+    strict = score(data_source="math_dapo", solution_str="Hence \\boxed{25}.", ground_truth="025")
+    assert strict["score"] == -1.0  # the training reward stays the strict check
+    today = verl_reward.compute_score("AIME24", "Hence \\boxed{25}.", "025", verifier="dapo-strict",
+                                      val_verifier="dapo-strict")
+    assert today["acc"] == 0.0  # val_verifier=dapo-strict: justrl's former validation grading
 
 
 def test_reward_adapter_by_file_path_with_recipe_rewards(tmp_path) -> None:
@@ -77,15 +96,16 @@ def test_reward_through_verls_dapo_reward_manager(paper_config) -> None:
     assert type(manager).__name__ == "DAPORewardManager"
     prompt = tokenizer.encode("<|user|>2+2?<|end|><|assistant|>")
     scores = []
-    for text in ("It is \\boxed{4}.", "It is \\boxed{5}."):
+    for source, text in (("math_dapo", "It is \\boxed{4}."), ("math_dapo", "It is \\boxed{5}."),
+                         ("AIME24", "It is \\boxed{4}."), ("AIME24", "It is \\boxed{5}.")):
         response = tokenizer.encode(text) + [tokenizer.pad_token_id] * 3
         ids = torch.tensor([prompt + response])
         mask = torch.tensor([[1] * (len(prompt) + len(response) - 3) + [0] * 3])
         data = DataProto.from_dict(
             tensors={"prompts": ids[:, :len(prompt)], "responses": ids[:, len(prompt):], "attention_mask": mask},
-            non_tensors={"data_source": np.array(["AIME24"], dtype=object),
+            non_tensors={"data_source": np.array([source], dtype=object),
                          "reward_model": np.array([{"ground_truth": "4", "style": "rule"}], dtype=object),
                          "extra_info": np.array([{"index": "AIME24-0"}], dtype=object)},
         )
         scores.append(manager.loop.run_until_complete(manager.run_single(data))["reward_score"])
-    assert scores == [1.0, -1.0]
+    assert scores == [1.0, -1.0, 1.0, 0.0]  # training: strict +1/-1; validation sets: Math-Verify 1/0

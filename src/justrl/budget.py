@@ -7,6 +7,11 @@ forward + backward ``6 * N``, for ``N`` non-embedding parameters. One GRPO step 
 - the update: forward + backward over prompt + response, ``ppo_epochs`` times (``6N`` each).
 Attention's quadratic term is added per token as ``2 * n_layers * context * d_model`` per forward
 (it matters at the recipe's 16k context).
+
+Beside the FLOP estimate, the paper's own accounting (arXiv 2512.16649): the *token budget*
+``steps x prompts per step x rollouts x context length`` (its ~1.4e11 for JustRL-DeepSeek-1.5B:
+4,000 x 256 x 8 x 16,384 = 1.34e11), and GPU-hours *calibrated on its run* (32 A800-80GB GPUs for
+about 15 days over about 4,000 steps), scaled to a recipe by steps and per-step token budget.
 """
 
 from __future__ import annotations
@@ -162,6 +167,73 @@ def measured_tokens(run_dir: str | Path) -> tuple[int, float, float]:
     return steps, mean(prompt_lengths), mean(response_lengths)
 
 
+@dataclass(frozen=True)
+class PaperRun:
+    """What the paper reports of JustRL-DeepSeek-1.5B's run, the calibration of the accounting."""
+
+    gpus: int = 32
+    gpu: str = "A800-80GB"
+    gpu_peak_tflops: float = 312.0
+    """A800 (A100-class) dense bf16 peak."""
+    days: float = 15.0
+    steps: int = 4000
+    prompts_per_step: int = 256
+    rollouts_per_prompt: int = 8
+    context_tokens: int = 16384
+    token_budget: float = 1.4e11
+    """The paper's headline figure ("about 1.4e11", half of ProRL-V2's, a fifth of BroRL's)."""
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.gpus * self.days * 24
+
+    @property
+    def tokens_per_step(self) -> float:
+        return self.prompts_per_step * self.rollouts_per_prompt * self.context_tokens
+
+
+PAPER_RUN = PaperRun()
+
+
+def token_budget(recipe: Recipe, steps: int | None = None) -> float:
+    """The paper's token budget: steps x prompts per step x rollouts x context (prompt + response) length."""
+    steps = recipe.total_steps if steps is None else steps
+    context = recipe.max_prompt_tokens + recipe.max_response_tokens
+    return float(steps) * recipe.prompts_per_step * recipe.rollouts_per_prompt * context
+
+
+def calibrated_gpu_hours(recipe: Recipe, steps: int | None = None, paper: PaperRun = PAPER_RUN) -> float:
+    """GPU-hours on the paper's hardware: its run's GPU-hours per token of budget, times this budget."""
+    return token_budget(recipe, steps) * paper.gpu_hours / (paper.steps * paper.tokens_per_step)
+
+
+def paper_accounting(recipe: Recipe, total_flops: float, steps: int | None = None,
+                     paper: PaperRun = PAPER_RUN) -> dict[str, Any]:
+    """The paper's accounting for ``recipe``, the FLOP estimate's implied utilisation on the paper's
+    hardware, and every assumption behind them, in words."""
+    hours = calibrated_gpu_hours(recipe, steps, paper)
+    implied = total_flops / (hours * 3600 * paper.gpu_peak_tflops * 1e12)
+    return {
+        "token_budget": token_budget(recipe, steps),
+        "paper_token_budget": paper.token_budget,
+        "calibrated_gpu_hours": hours,
+        "calibrated_days_on_paper_cluster": hours / paper.gpus / 24,
+        "implied_mfu_on_paper_hardware": implied,
+        "assumptions": [
+            "token budget = steps x prompts/step x rollouts x context (max_prompt_tokens + max_response_tokens), "
+            "every response counted at the full context, as the paper counts it",
+            f"paper's run: {paper.gpus} {paper.gpu} GPUs x ~{paper.days:g} days = {paper.gpu_hours:,.0f} GPU-hours "
+            f"for ~{paper.steps:,} steps of {paper.prompts_per_step} x {paper.rollouts_per_prompt} x "
+            f"{paper.context_tokens:,} tokens (token budget {paper.steps * paper.tokens_per_step:.3g}; "
+            f"the paper says ~{paper.token_budget:.2g})",
+            "calibrated GPU-hours scale the paper's GPU-hours per budget token to this recipe's budget "
+            "(same hardware, same throughput per token)",
+            f"implied utilisation = the FLOP estimate / (calibrated GPU-hours x {paper.gpu_peak_tflops:g} TFLOP/s "
+            f"dense bf16 peak of an {paper.gpu})",
+        ],
+    }
+
+
 def estimate(recipe: Recipe, *, model: str | None = None, run_dir: str | Path | None = None,
              prompt_tokens: float = 150.0, response_tokens: float = 6000.0, gpu_tflops: float = 989.0,
              mfu: float = 0.2) -> dict[str, Any]:
@@ -178,10 +250,30 @@ def estimate(recipe: Recipe, *, model: str | None = None, run_dir: str | Path | 
         source = f"measured over {steps} steps of {run_dir}"
     shape = model_shape(model)
     totals = run_budget(recipe, shape, prompt_tokens, response_tokens, steps)
+    paper = paper_accounting(recipe, totals["total_flops"], steps)
+    flop_assumptions = [
+        f"FLOPs: 2N per generated token, 2N per token for the old log-probs, 6N per token per PPO epoch "
+        f"(N = {shape.params:.3g} non-embedding parameters, {model or 'the Qwen2 1.5B shape'}), plus attention",
+        f"FLOP estimate's tokens: mean prompt {prompt_tokens:,.0f} / response {response_tokens:,.0f} ({source})",
+        f"FLOP estimate's GPU-hours: {gpu_tflops:g} TFLOP/s peak at {mfu:.0%} model-FLOP utilisation",
+    ]
     return {
         "recipe": recipe.name, "model": model or "Qwen2 1.5B shape", "params": shape.params,
         "prompt_tokens": prompt_tokens, "response_tokens": response_tokens, "tokens_source": source,
         "sequences_per_step": recipe.prompts_per_step * recipe.rollouts_per_prompt, **totals,
         "gpu_tflops": gpu_tflops, "mfu": mfu,
         "gpu_hours": gpu_hours(totals["total_flops"], gpu_tflops * 1e12, mfu),
+        **paper, "assumptions": paper["assumptions"] + flop_assumptions,
     }
+
+
+def paper_rows(est: dict[str, Any]) -> list[tuple[str, str]]:
+    """The paper's accounting as (quantity, value) rows of ``justrl budget``'s table."""
+    return [
+        ("token budget (steps x prompts x rollouts x context)",
+         f"{est['token_budget']:.3g} (paper: ~{est['paper_token_budget']:.2g})"),
+        (f"GPU-hours calibrated on the paper's run ({PAPER_RUN.gpus} {PAPER_RUN.gpu} x ~{PAPER_RUN.days:g} days)",
+         f"{est['calibrated_gpu_hours']:,.0f} (~{est['calibrated_days_on_paper_cluster']:.1f} days on "
+         f"{PAPER_RUN.gpus} GPUs)"),
+        ("utilisation the FLOP estimate implies on that run", f"{est['implied_mfu_on_paper_hardware']:.1%}"),
+    ]

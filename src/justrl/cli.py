@@ -11,7 +11,7 @@ from typing import Any
 
 from justrl import logs
 from justrl import recipe as recipe_mod
-from justrl.errors import JustrlError
+from justrl.errors import ConfigError, JustrlError
 
 
 def _cmd_recipe_show(args: argparse.Namespace) -> int:
@@ -103,10 +103,12 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         ("share spent generating", f"{est['generation_share']:.0%}"),
         ("total FLOPs", f"{est['total_flops']:.3e}"),
         (f"GPU-hours at {args.gpu_tflops:g} TFLOP/s peak, {args.mfu:.0%} utilisation", f"{est['gpu_hours']:,.0f}"),
+        *budget.paper_rows(est),
     ]
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+    print("assumptions:\n" + "\n".join(f"  - {line}" for line in est["assumptions"]))
     return 0
 
 
@@ -115,10 +117,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from justrl import evaluate
 
+    if (args.model is None) == (args.watch is None):
+        raise ConfigError("give --model MODEL (one model) or --watch RUN_DIR (every checkpoint of a run)")
     config = evaluate.EvalConfig(
-        model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
-        data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
+        model=args.model or args.watch, benchmarks=[args.benchmarks or ("AIME24" if args.watch else "all")],
+        backend=args.backend, workers=args.workers, data_dir=args.data_dir, out=args.out,
+        judge_model=args.judge_model,
     )
+    if args.watch:
+        watched = evaluate.watch_run(args.watch, evaluate.apply_overrides(config, args.overrides),
+                                     every=args.every, poll_s=args.poll)
+        print(f"wrote {watched.table} and {watched.figure} ({len(watched.scored)} checkpoints scored now)")
+        return 0
     result = evaluate.run(evaluate.apply_overrides(config, args.overrides))
     evaluate.print_table(result.summary, Console(width=max(160, Console().width)))
     print(f"wrote {result.report}, {result.chart} and {result.out_dir / evaluate.RESULTS_FILE}")
@@ -230,10 +240,13 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     from justrl import data_export
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
+    dedupe = recipe.train_dedup and args.split == "train"  # validation rows: always the source's
     result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
-                                data_dir=args.data_dir, limit=args.limit, answer_from=recipe.answer_from)
+                                data_dir=args.data_dir, limit=args.limit, dedupe=dedupe,
+                                prompt_format=recipe.prompt_format, answer_from=recipe.answer_from)
     print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
-          f"{result.read} read from {args.source}, duplicates dropped)")
+          f"{result.read} read from {args.source}, {'duplicates dropped' if dedupe else 'all rows kept'}; "
+          f"prompt format {recipe.prompt_format})")
     return 0
 
 
@@ -387,7 +400,7 @@ def _add_data(sub: Any) -> None:
                                          "(BytedTsinghua-SIA/DAPO-Math-17k)")
     p_export.add_argument("--format", choices=["verl"], default="verl", help="output schema (verl)")
     p_export.add_argument("--out", required=True, help="parquet file to write")
-    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
+    p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix, prompt_format and train_dedup are used")
     p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
     p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
     p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, or 'download' for the pinned download "
@@ -409,8 +422,15 @@ def _add_eval(sub: Any) -> None:
             "Rerun the same command to resume an interrupted evaluation."
         ),
     )
-    p_eval.add_argument("--model", required=True, help="hub id or local folder of the model and its tokenizer")
-    p_eval.add_argument("--benchmarks", default="all", help="all, or a comma-separated list (AIME24,MATH-500)")
+    p_eval.add_argument("--model", default=None, help="hub id or local folder of the model and its tokenizer")
+    p_eval.add_argument("--watch", metavar="RUN_DIR", default=None,
+                        help="evaluate every checkpoint of a training run (native or verl) as it trains, into "
+                             "RUN_DIR/eval_watch/curve.jsonl and curve.png (score against step); resumable")
+    p_eval.add_argument("--every", type=int, default=1, metavar="K",
+                        help="--watch: only checkpoints whose step is a multiple of K")
+    p_eval.add_argument("--poll", type=float, default=60.0, help="--watch: seconds between looks for new checkpoints")
+    p_eval.add_argument("--benchmarks", default=None,
+                        help="all (default; --watch: AIME24, the paper's Figure 1), or a comma-separated list")
     p_eval.add_argument("--backend", choices=["hf", "vllm"], default="hf",
                         help="hf: transformers, CPU or GPU (default); vllm: GPU")
     p_eval.add_argument("--workers", type=int, default=1,

@@ -6,7 +6,9 @@ managers read:
 - ``data_source``: where the problem came from (verl groups validation metrics by it);
 - ``prompt``: a chat list with one user turn, the problem followed by the recipe's suffix (the
   release's verl fork appended the suffix with a patch, ``+data.use_boxed_suffix_prompt``; with
-  upstream verl it has to be in the data);
+  upstream verl it has to be in the data). With ``prompt_format="release"`` the problem is the
+  row's text as published (DAPO-Math-17k's own instructions kept), exactly the user message the
+  release's dataset code built; ``clean`` removes DAPO's instructions;
 - ``ability``: ``math``;
 - ``reward_model``: ``{"ground_truth": ..., "style": "rule"}``; a ground truth stored as
   ``\\boxed{204}`` (AIME24 in the release) is unwrapped to ``204``, since the strict training
@@ -14,10 +16,12 @@ managers read:
 - ``extra_info``: ``{"index": problem id, "split": "train" | "test"}``.
 
 Sources are anything :func:`justrl.problems.load` reads (a parquet/JSONL file, a benchmark
-folder, a hub dataset name such as ``BytedTsinghua-SIA/DAPO-Math-17k``; deduplicated, since the
-published DAPO-Math-17k parquet repeats every prompt), or a benchmark name (``AIME24``) found in
-``--data-dir`` or the copy packaged with justrl. A MATH-style file (a worked ``solution`` and no
-answer column) is refused unless ``answer_from="solution"`` asks for its boxed answers.
+folder, a hub dataset name such as ``BytedTsinghua-SIA/DAPO-Math-17k``; deduplicated only on
+request, since the release trained on the published DAPO-Math-17k parquet with every prompt
+repeated), a benchmark name (``AIME24``) found in ``--data-dir`` or the copy packaged with justrl,
+or one of the release's validation sets shipped with justrl (``release:AIME24``, see
+:mod:`justrl.release_data`). A MATH-style file (a worked ``solution`` and no answer column) is
+refused unless ``answer_from="solution"`` asks for its boxed answers.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from justrl import problems as problems_mod
+from justrl import release_data
 from justrl.problems import Problem
 from justrl.recipe import PROMPT_SUFFIX
 
@@ -60,11 +65,12 @@ class ExportResult:
     """Problems in the source before deduplication."""
 
 
-def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train") -> dict[str, Any]:
+def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train",
+             prompt_format: str = "clean") -> dict[str, Any]:
     """One problem as a row of verl's RL dataset schema."""
     return {
         "data_source": problem.source,
-        "prompt": [{"content": problems_mod.build_prompt(problem, suffix), "role": "user"}],
+        "prompt": [{"content": problems_mod.build_prompt(problem, suffix, prompt_format), "role": "user"}],
         "ability": ABILITY,
         "reward_model": {"ground_truth": problems_mod.unwrap_boxed(problem.ground_truth), "style": REWARD_STYLE},
         "extra_info": {"index": problem.id, "split": split},
@@ -73,14 +79,17 @@ def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train"
 
 def load_source(source: str, *, data_dir: str | Path | None = None, dedupe: bool = True,
                 limit: int | None = None, answer_from: str = "answer") -> tuple[list[Problem], int]:
-    """The problems of ``source`` (deduplicated) and how many the source held before that.
+    """The problems of ``source`` (deduplicated when ``dedupe``) and how many the source held.
 
-    ``source`` is a file or folder, a hub dataset name, or the name of one of the paper's
-    benchmarks (looked up in ``data_dir``, else the copy packaged with justrl). ``answer_from``
-    as in :func:`justrl.problems.load` (``solution``: MATH-style files, the boxed answer).
+    ``source`` is a file or folder, a hub dataset name, ``release:NAME`` (the release's validation
+    rows), or the name of one of the paper's benchmarks (looked up in ``data_dir``, else the copy
+    packaged with justrl). ``answer_from`` as in :func:`justrl.problems.load` (``solution``:
+    MATH-style files, the boxed answer).
     """
-    bench = _benchmark_named(source)
-    if bench is not None:
+    bench = None if release_data.is_release_name(source) else _benchmark_named(source)
+    if release_data.is_release_name(source):
+        found = release_data.load_val(source)
+    elif bench is not None:
         from justrl import benchmarks
 
         found = benchmarks.load_problems(benchmarks.locate([bench], data_dir)[bench.name])
@@ -114,7 +123,7 @@ def unique(problems: list[Problem]) -> list[Problem]:
 
 
 def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMPT_SUFFIX,
-                split: str = "train") -> Path:
+                split: str = "train", prompt_format: str = "clean") -> Path:
     """Write ``problems`` as a verl RL parquet file at ``out`` (parent folders are created)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -125,7 +134,7 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
         raise problems_mod.ProblemDataError(f"{out}: nothing to export (no problems)")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([verl_row(p, suffix, split) for p in problems], schema=_schema())
+    table = pa.Table.from_pylist([verl_row(p, suffix, split, prompt_format) for p in problems], schema=_schema())
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)  # never leave a half-written file where the launcher looks for one
@@ -133,9 +142,9 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
 
 
 def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: str = "train",
-           data_dir: str | Path | None = None, limit: int | None = None,
-           answer_from: str = "answer") -> ExportResult:
-    """Load ``source`` (deduplicated) and write it in verl's schema; see the module docstring."""
-    kept, read = load_source(source, data_dir=data_dir, limit=limit, answer_from=answer_from)
-    path = export_verl(kept, out, suffix=suffix, split=split)
+           data_dir: str | Path | None = None, limit: int | None = None, dedupe: bool = True,
+           prompt_format: str = "clean", answer_from: str = "answer") -> ExportResult:
+    """Load ``source`` (deduplicated when ``dedupe``) and write it in verl's schema; see the module docstring."""
+    kept, read = load_source(source, data_dir=data_dir, dedupe=dedupe, limit=limit, answer_from=answer_from)
+    path = export_verl(kept, out, suffix=suffix, split=split, prompt_format=prompt_format)
     return ExportResult(path=path, rows=len(kept), read=read)

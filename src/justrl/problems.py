@@ -33,8 +33,10 @@ ANSWER_FROM = ("answer", "solution")
 """Where a plain row's ground truth comes from: an answer column, or the last \\boxed{} of ``solution``."""
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
-# DAPO-Math-17k wraps every problem in an instruction to end with "Answer: $Answer". The JustRL
-# recipe asks for \boxed{} instead, so the wrapper is removed and the problem kept.
+# DAPO-Math-17k wraps every problem in an instruction to end with "Answer: $Answer". ``prompt`` holds
+# the bare problem; the text as published is kept in ``meta[SOURCE_PROMPT]`` for the ``release``
+# prompt format (the JustRL release trained on it as published, suffix appended).
+SOURCE_PROMPT = "source_prompt"
 _DAPO_HEAD = "Solve the following math problem step by step. The last line of your response should be of the form Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
 _DAPO_TAIL = '\n\nRemember to put your answer on its own line after "Answer:".'
 
@@ -96,14 +98,21 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def build_prompt(problem: Problem, suffix: str) -> str:
-    """The user message for a problem: its text followed by the recipe's suffix."""
-    return problem.prompt + suffix
+def build_prompt(problem: Problem, suffix: str, prompt_format: str = "clean") -> str:
+    """The user message for a problem: its text followed by the recipe's suffix.
+
+    ``clean``: the bare problem. ``release``: the text as the source published it (DAPO-Math-17k's
+    instructions kept), as the release's dataset code (``use_boxed_suffix_prompt``) built it.
+    """
+    if prompt_format not in ("release", "clean"):
+        raise ValueError(f"prompt_format must be 'release' or 'clean' (got {prompt_format!r})")
+    text = problem.meta.get(SOURCE_PROMPT, problem.prompt) if prompt_format == "release" else problem.prompt
+    return text + suffix
 
 
-def chat_messages(problem: Problem, suffix: str) -> list[dict[str, str]]:
+def chat_messages(problem: Problem, suffix: str, prompt_format: str = "clean") -> list[dict[str, str]]:
     """The problem as one user turn, ready for ``tokenizer.apply_chat_template``."""
-    return [{"role": "user", "content": build_prompt(problem, suffix)}]
+    return [{"role": "user", "content": build_prompt(problem, suffix, prompt_format)}]
 
 
 def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = None,
@@ -260,9 +269,12 @@ def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str =
         answer = str(answer)
     if not isinstance(answer, str):
         raise ProblemDataError(f"{at}: answer field has type {type(answer).__name__}, expected text")
+    bare = strip_dapo_wrapper(text)
+    if bare != text:
+        meta[SOURCE_PROMPT] = text
     return Problem(
         id=f"{src}-{row_no}" if pid is None else str(pid) if str(pid).startswith(str(src)) else f"{src}-{pid}",
-        prompt=strip_dapo_wrapper(text),
+        prompt=bare,
         ground_truth=answer,
         source=str(src),
         meta=meta,

@@ -34,11 +34,26 @@ class Recipe:
     model: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
     """Base policy: a Hugging Face hub id or local path (``toy`` builds the CPU demo's model)."""
     train_data: str = "BytedTsinghua-SIA/DAPO-Math-17k"
-    """Training problems; paper: DAPO-Math-17k, unfiltered (deduplicated prompts)."""
-    val_data: list[str] = field(default_factory=lambda: ["AIME24", "AIME25", "AMC23"])
-    """Validation sets; the release validated on AIME24, AIME25 and AMC23."""
+    """Training problems; paper: DAPO-Math-17k, unfiltered, the parquet file as published."""
+    train_dedup: bool = False
+    """Drop repeated (problem, answer) rows of train_data; release: no (the published DAPO-Math-17k
+    file repeats each of its 17,917 prompts about 100 times, and the release read it as it is)."""
+    data_seed: int | None = 1
+    """Seed of the training data order: one torch.randperm over the rows per pass, from a
+    torch.Generator seeded once (verl's RandomSampler); release: 1 (verl 0.4's default data.seed).
+    None: the native engine's per-epoch shuffle seeded from ``seed``."""
+    rollout_seed: int | None = 0
+    """Seed of rollout sampling (verl rollout.seed: vLLM's seed); release: 0 (verl 0.4's default).
+    None: derived from ``seed``."""
+    val_data: list[str] = field(default_factory=lambda: [f"release:{n}" for n in ("AIME24", "AIME25", "AMC23")])
+    """Validation sets; release: AIME24, AIME25 and AMC23 as its train/data/*/test.json hold them
+    (``release:NAME``, shipped with justrl); a bare name (``AIME24``) is the evaluation benchmark."""
     prompt_suffix: str = PROMPT_SUFFIX
     """Appended to every problem; paper: "Please reason step by step, and put your final answer within \\boxed{}"."""
+    prompt_format: str = "release"
+    """User message: ``release`` = the data's own prompt text (DAPO-Math-17k's "Solve ... Answer:"
+    instructions kept) + suffix, as the release's +data.use_boxed_suffix_prompt did; ``clean`` =
+    DAPO's instructions removed, the bare problem + suffix."""
     use_chat_template: bool = True
     """Send the prompt as one user turn through the model's chat template (as verl does)."""
     answer_from: str = "answer"
@@ -109,6 +124,9 @@ class Recipe:
     # --- reward -------------------------------------------------------------------------------
     verifier: str = "dapo-strict"
     """Reward function by name; paper: DAPO's strict rule-based boxed-answer match."""
+    val_verifier: str = "release-math-verify"
+    """Validation grader by name; release: Math-Verify, scored 0/1 (its reward router sent the
+    AIME24/AIME25/AMC23 data sources to verl's math_verify.compute_score)."""
     reward_correct: float = 1.0
     """Reward for a verified answer; paper: +1."""
     reward_incorrect: float = -1.0
@@ -136,7 +154,8 @@ class Recipe:
     loggers: list[str] = field(default_factory=lambda: ["console", "jsonl", "tensorboard"])
     """Metric sinks; the release logged to console and TensorBoard."""
     seed: int = 42
-    """Seed for data order, sampling and initialisation."""
+    """Seed for everything data_seed / rollout_seed leave open (initialisation, the toy model and
+    data, mini-batch shuffles; data order and sampling when those are None)."""
 
     # --- hardware (native engine) ---------------------------------------------------------------
     device: str = "auto"
@@ -169,6 +188,8 @@ class Recipe:
             problems.append(f"algorithm must be 'grpo' (got {self.algorithm!r})")
         if self.lr_schedule != "constant":
             problems.append(f"lr_schedule must be 'constant' (got {self.lr_schedule!r})")
+        if self.prompt_format not in PROMPT_FORMATS:
+            problems.append(f"prompt_format must be one of {PROMPT_FORMATS} (got {self.prompt_format!r})")
         if self.answer_from not in ANSWER_FROM:
             problems.append(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {self.answer_from!r})")
         if self.temperature <= 0:
@@ -213,6 +234,7 @@ class Recipe:
 
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
+PROMPT_FORMATS = ("release", "clean")
 
 
 def field_docs() -> dict[str, str]:
@@ -251,7 +273,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - val_every 50, save_every 50; val_samples 4, val_max_tokens 24, and val_temperature 1.0 /
     #   val_top_p 1.0 (not 0.7 / 0.9): the demo's accuracy is measured at the rollout temperature,
     #   i.e. on the policy that is trained;
-    # - loggers console + jsonl (no TensorBoard needed), device cpu, dtype float32.
+    # - loggers console + jsonl (no TensorBoard needed), device cpu, dtype float32;
+    # - train_dedup true, data_seed / rollout_seed null (the per-epoch shuffle and sampling seeds
+    #   derived from seed 42: the demo's published numbers), prompt_format clean (toy problems carry
+    #   no instructions, so both formats give the same prompt), val_verifier dapo-strict (the toy
+    #   measures the reward it trains on).
     # Everything else (GRPO, 8 rollouts, clip 0.2/0.28, dual-clip 10, token-mean, no KL, no entropy
     # bonus, weight decay 0.1, grad clip 1.0, warm-up 10, temperature 1.0, strict reward +1/-1, chat
     # template) is the paper's.
@@ -259,8 +285,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "toy",
         "model": "toy",
         "train_data": "toy-arithmetic",
+        "train_dedup": True,
+        "data_seed": None,
+        "rollout_seed": None,
         "val_data": ["toy-arithmetic"],
         "prompt_suffix": "",
+        "prompt_format": "clean",
+        "val_verifier": "dapo-strict",
         "total_steps": 200,
         "prompts_per_step": 32,
         "rollouts_per_prompt": 8,

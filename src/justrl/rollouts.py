@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,14 +40,17 @@ class Prompt:
     source: str
 
 
-def load_problems(name: str, split: str, answer_from: str = "answer") -> list[Any]:
-    """Problems of a data set: the toy task, a benchmark name (AIME24), a file, or a hub data set.
+def load_problems(name: str, split: str, dedupe: bool = True, answer_from: str = "answer") -> list[Any]:
+    """Problems of a data set: the toy task, a benchmark name (AIME24), the release's validation
+    rows (``release:AIME24``), a file, or a hub data set; repeated rows dropped when ``dedupe``.
 
     ``answer_from`` (the recipe's): where a file's ground truth comes from (see :func:`justrl.problems.load`)."""
     if name == toy.TOY_SOURCE:
         return toy.make_problems(split)
-    from justrl import benchmarks, problems
+    from justrl import benchmarks, problems, release_data
 
+    if release_data.is_release_name(name):
+        return release_data.load_val(name)
     if not Path(name).exists():
         try:
             bench = benchmarks.get(name)
@@ -54,34 +58,72 @@ def load_problems(name: str, split: str, answer_from: str = "answer") -> list[An
             pass
         else:
             return benchmarks.load_problems(benchmarks.locate([bench])[bench.name])
-    return problems.load(name, answer_from=answer_from)
+    return problems.load(name, dedupe=dedupe, answer_from=answer_from)
+
+
+def user_message(problem: Any, recipe: Recipe) -> str:
+    """The user turn of ``problem`` in the recipe's ``prompt_format`` (``release``: the text as
+    published, DAPO's instructions kept, + suffix, as the release's dataset code built it)."""
+    from justrl.problems import build_prompt
+
+    return build_prompt(problem, recipe.prompt_suffix, recipe.prompt_format)
 
 
 def encode_prompts(problems: Sequence[Any], tokenizer, recipe: Recipe) -> list[Prompt]:
-    """Prompts with the recipe's suffix, through the chat template; over-long ones are dropped."""
+    """Prompts in the recipe's format, through the chat template; over-long ones are dropped.
+    Each distinct message is tokenized once (the published DAPO-Math-17k repeats each ~100 times)."""
     from justrl.problems import unwrap_boxed
 
     out = []
+    encoded: dict[str, list[int]] = {}
     for p in problems:
-        text = p.prompt + recipe.prompt_suffix
-        if recipe.use_chat_template:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                                 add_generation_prompt=True, tokenize=False)
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        else:
-            ids = tokenizer(text)["input_ids"]
+        text = user_message(p, recipe)
+        if text not in encoded:
+            if recipe.use_chat_template:
+                chat = tokenizer.apply_chat_template([{"role": "user", "content": text}],
+                                                     add_generation_prompt=True, tokenize=False)
+                encoded[text] = list(tokenizer(chat, add_special_tokens=False)["input_ids"])
+            else:
+                encoded[text] = list(tokenizer(text)["input_ids"])
+        ids = encoded[text]
         if len(ids) > recipe.max_prompt_tokens:
             continue
-        out.append(Prompt(list(ids), unwrap_boxed(p.ground_truth), p.id, p.source))
+        out.append(Prompt(ids, unwrap_boxed(p.ground_truth), p.id, p.source))
     if len(out) < len(problems):
         log.info("dropped %d of %d prompts longer than max_prompt_tokens=%d",
                  len(problems) - len(out), len(problems), recipe.max_prompt_tokens)
     return out
 
 
-def next_prompts(train_set: Sequence[Prompt], state: TrainState, count: int, seed: int) -> list[Prompt]:
-    """The next ``count`` prompts of the epoch's seeded shuffle; advances the cursor in ``state``
-    (``epoch``, ``position``), which checkpoints keep, so a resumed run draws the same batches."""
+def rollout_seed(recipe: Recipe) -> int:
+    """The base of the rollout sampling seeds: ``rollout_seed`` (release: 0), else ``seed``."""
+    return recipe.seed if recipe.rollout_seed is None else recipe.rollout_seed
+
+
+@functools.lru_cache(maxsize=2)
+def release_order(size: int, data_seed: int, epoch: int) -> tuple[int, ...]:
+    """Pass ``epoch``'s order as verl's sampler draws it: ``torch.randperm`` from one generator
+    seeded ``data_seed`` once (verl's ``create_rl_sampler`` with ``data.seed``), one call a pass."""
+    generator = torch.Generator().manual_seed(data_seed)
+    for _ in range(epoch):
+        torch.randperm(size, generator=generator)
+    return tuple(torch.randperm(size, generator=generator).tolist())
+
+
+def next_prompts(train_set: Sequence[Prompt], state: TrainState, count: int, seed: int,
+                 data_seed: int | None = None) -> list[Prompt]:
+    """The next ``count`` prompts; advances the cursor in ``state`` (``epoch``, ``position``), which
+    checkpoints keep, so a resumed run draws the same batches.
+
+    With ``data_seed`` (the release's order): consecutive slices of :func:`release_order`, a pass's
+    last partial batch dropped (verl's ``drop_last``). Without: each epoch shuffled from ``seed``,
+    a batch running on into the next epoch (justrl's former order)."""
+    if data_seed is not None:
+        if state.position + count > len(train_set):
+            state.epoch, state.position = state.epoch + 1, 0
+        take = release_order(len(train_set), data_seed, state.epoch)[state.position:state.position + count]
+        state.position += len(take)
+        return [train_set[i] for i in take]
     out: list[Prompt] = []
     while len(out) < count:
         order = list(range(len(train_set)))

@@ -24,8 +24,13 @@ Conventions shared with verl (so that the numbers mean the same thing):
 - A micro-batch's loss is divided by its mini-batch's token (or sequence) count, so gradient
   accumulation gives exactly the mini-batch's gradient.
 
-Exact resume: every random choice is derived from ``(recipe.seed, step)`` or restored from the
-checkpoint, so on CPU a resumed run repeats, number for number, what the uninterrupted run did.
+The data order and the validation grader are the release's (see the recipe): with ``data_seed`` one
+``torch.randperm`` a pass, as verl's sampler draws it; the prompt in ``prompt_format``; validation
+graded by ``val_verifier`` at ``val_max_tokens``.
+
+Exact resume: every random choice is derived from ``(recipe.seed, step)`` (``data_seed`` and
+``rollout_seed`` where set) or restored from the checkpoint, so on CPU a resumed run repeats,
+number for number, what the uninterrupted run did.
 
 Messages go through :mod:`logging` (``justrl.trainer``, ``justrl.runs``, ...); ``train.log`` in
 the run directory gets all of them and each step's metrics.
@@ -59,6 +64,7 @@ from justrl.rollouts import (
     groups_with_signal,
     load_problems,
     next_prompts,
+    rollout_seed,
     score_rollouts,
 )
 from justrl.runs import TrainResult, TrainState
@@ -117,7 +123,8 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
         seed_everything(recipe.seed)
 
         # --- the problems first: a bad data path fails before any model loads ----------------------
-        train_problems = load_problems(recipe.train_data, "train", answer_from=recipe.answer_from)
+        train_problems = load_problems(recipe.train_data, "train", dedupe=recipe.train_dedup,
+                                       answer_from=recipe.answer_from)
         val_problems = {name: load_problems(name, "test") for name in recipe.val_data}
 
         # --- the policy: any causal LM + tokenizer that from_pretrained loads ---------------------
@@ -177,12 +184,12 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                     timing: dict[str, float] = {}
 
                     # 1. a batch of prompts, in a seeded order that a resumed run repeats
-                    batch = next_prompts(train_set, state, recipe.prompts_per_step, recipe.seed)
+                    batch = next_prompts(train_set, state, recipe.prompts_per_step, recipe.seed, recipe.data_seed)
 
                     # 2. rollouts_per_prompt responses to each, at the rollout temperature
                     with metrics_mod.timer(timing, "gen"):
                         rollouts = generate_rollouts(generator, batch, recipe,
-                                                     seed=derive_seed(recipe.seed, "rollout", step))
+                                                     seed=derive_seed(rollout_seed(recipe), "rollout", step))
 
                     # 3. rewards from the verifier, 4. advantages normalised within each prompt's group
                     rewards, correct = score_rollouts(rollouts, recipe)
@@ -388,7 +395,7 @@ def validate(generator: HFGenerator, val_sets: dict[str, list[Prompt]], recipe: 
         n = recipe.val_samples
         completions = generator.generate_from_ids([p.ids for p in prompts for _ in range(n)], params)
         truths = [p.ground_truth for p in prompts for _ in range(n)]
-        verdicts = verify_batch(recipe.verifier, [c.text for c in completions], truths)
+        verdicts = verify_batch(recipe.val_verifier, [c.text for c in completions], truths)
         acc = float(np.mean([v.correct for v in verdicts]))
         out[f"val-core/{name}/acc/mean@{n}"] = acc
         accuracies.append(acc)

@@ -7,8 +7,13 @@ and its reward manager calls it once per response with keyword arguments
 ``reward.custom_reward_function.reward_kwargs`` is passed along as extra keyword arguments; the
 launcher puts the recipe's ``verifier``, ``reward_correct`` and ``reward_incorrect`` there.
 
-The verifier is chosen by, in order: the ``verifier`` keyword, the ``JUSTRL_VERIFIER``
-environment variable, ``dapo-strict`` (the paper's training reward).
+The verifier is chosen by data source, as the release's reward router
+(``verl/utils/reward_score/__init__.py`` of its fork) did: the sources it graded with Math-Verify
+(``AIME24``, ``AIME25``, ``AMC23``, MATH; :data:`justrl.release_data.MATH_VERIFY_SOURCES`) get the
+``val_verifier`` keyword's verifier, scored 1/0 as the release scored them (when one is given;
+the launcher passes the recipe's); every other source (``math_dapo``, the training data) gets,
+in order: the ``verifier`` keyword, the ``JUSTRL_VERIFIER`` environment variable, ``dapo-strict``
+(the paper's training reward), scored ``reward_correct`` / ``reward_incorrect``.
 
 It returns a dict, which verl's reward managers accept: ``score`` is the reward, and every other
 key becomes a per-sample column of ``reward_extra_info`` (``acc`` drives verl's
@@ -22,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from justrl import verifiers
+from justrl.release_data import MATH_VERIFY_SOURCES
 
 VERIFIER_ENV = "JUSTRL_VERIFIER"
 DEFAULT_VERIFIER = "dapo-strict"
@@ -39,19 +45,25 @@ def compute_score(
     extra_info: dict[str, Any] | None = None,
     *,
     verifier: str | None = None,
+    val_verifier: str | None = None,
     reward_correct: float = 1.0,
     reward_incorrect: float = -1.0,
     **_: Any,
 ) -> dict[str, Any]:
     """Score one response: ``{"score": reward, "acc": 1.0 or 0.0, "pred": extracted answer}``.
 
-    ``data_source`` and ``extra_info`` are part of verl's calling convention and not needed here;
-    unknown keyword arguments (verl adds some for reward-model routing) are ignored.
+    ``data_source`` picks the verifier (see the module docstring); ``extra_info`` is part of verl's
+    calling convention and not needed here; unknown keyword arguments (verl adds some for
+    reward-model routing) are ignored.
     """
-    name = verifier or os.environ.get(VERIFIER_ENV) or DEFAULT_VERIFIER
+    if val_verifier and data_source in MATH_VERIFY_SOURCES:
+        name, correct_score, incorrect_score = val_verifier, 1.0, 0.0
+    else:
+        name = verifier or os.environ.get(VERIFIER_ENV) or DEFAULT_VERIFIER
+        correct_score, incorrect_score = reward_correct, reward_incorrect
     verdict = _verifier(name)(solution_str, str(ground_truth))
     return {
-        "score": float(reward_correct if verdict.correct else reward_incorrect),
+        "score": float(correct_score if verdict.correct else incorrect_score),
         "acc": 1.0 if verdict.correct else 0.0,
         "pred": verdict.extracted or "",
     }

@@ -36,6 +36,22 @@ def test_dry_run_writes_the_script_and_prints_the_command(tmp_path, capsys, mess
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
+def test_the_launch_scripts_export_gives_the_releases_validation_rows(tmp_path, capsys) -> None:
+    """The script's validation export lines, run as written: the release's rows, in the release's format."""
+    import pyarrow.parquet as pq
+
+    run = tmp_path / "run"
+    recipe = R.load("justrl-nemotron-1.5b")
+    assert launcher.launch(recipe, make_plan(recipe, run, nnodes=4), dry_run=True) == 0
+    lines = [line for line in (run / launcher.SCRIPT_NAME).read_text().splitlines() if "release:" in line]
+    assert len(lines) == 3
+    subprocess.run(["bash", "-c", "\n".join(lines)], check=True, capture_output=True)
+    rows = pq.read_table(run / "data" / "val" / "release_AIME24.parquet").to_pylist()
+    assert len(rows) == 30 and rows[1]["reward_model"]["ground_truth"] == "025"
+    assert rows[0]["prompt"][0]["content"].startswith("Every morning Aya goes for a $9$-kilometer-long walk")
+    assert len(pq.read_table(run / "data" / "val" / "release_AMC23.parquet")) == 40
+
+
 def test_given_data_files_skip_the_export(tmp_path, capsys) -> None:
     train = tmp_path / "t.parquet"
     recipe = R.load(PAPER)

@@ -92,11 +92,43 @@ def test_every_mapped_key_is_set_once(paper_plan) -> None:
     assert not set(mapped) & set(M.engine_settings(recipe, plan))
 
 
+# What the release's fork used without the script setting it: create_rl_sampler's
+# data_config.get("seed", 1) and the vLLM rollout's config.get("seed", 0).
+RELEASE_DEFAULTS = {"data.seed": 1, "data.shuffle": True, "actor_rollout_ref.rollout.seed": 0}
+
+
 def test_paper_recipe_matches_the_release_launch_script(paper_plan) -> None:
     recipe, plan = paper_plan
     settings = M.verl_settings(recipe, plan)
     wrong = {k: (settings.get(k, "<unset>"), v) for k, v in RELEASE.items() if settings.get(k, "<unset>") != v}
     assert not wrong, f"differs from the release (ours, release): {wrong}"
+
+
+@pytest.mark.parametrize("preset", ["justrl-deepseek-1.5b", "justrl-nemotron-1.5b"])
+def test_paper_presets_carry_the_releases_seeds_validation_sets_and_grader(preset, tmp_path) -> None:
+    from justrl.verl_engine import validate
+
+    recipe = R.load(preset)
+    plan = make_plan(recipe, tmp_path, nnodes=4, gpus_per_node=8)
+    settings = M.verl_settings(recipe, plan)
+    config = validate.validate_overrides(rendering.overrides(recipe, plan), expected=settings)
+    for key, value in RELEASE_DEFAULTS.items():
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
+    assert [p.rsplit("/", 1)[-1] for p in settings["data.val_files"]] == [
+        "release_AIME24.parquet", "release_AIME25.parquet", "release_AMC23.parquet"]
+    assert config.reward.custom_reward_function.reward_kwargs.val_verifier == "release-math-verify"
+    assert config.reward.custom_reward_function.reward_kwargs.verifier == "dapo-strict"
+
+
+def test_native_seeds_are_refused_on_verl(tmp_path) -> None:
+    recipe = R.load(PAPER, ["data_seed=null"])
+    with pytest.raises(VerlConfigError, match="data_seed"):
+        M.verl_settings(recipe, make_plan(recipe, tmp_path))
+    settings = M.verl_settings(R.load(PAPER, ["data_seed=42", "rollout_seed=42"]), make_plan(recipe, tmp_path))
+    assert settings["data.seed"] == settings["actor_rollout_ref.rollout.seed"] == 42
 
 
 def test_values_follow_the_recipe(tmp_path) -> None:
@@ -135,3 +167,4 @@ def test_deviations_name_what_verl_cannot_honour() -> None:
     assert M.deviations(R.load(PAPER, ["val_max_tokens=15360"])) == []
     (note,) = M.deviations(R.load(PAPER))
     assert note.startswith("val_max_tokens=31744") and "max_response_tokens=15360" in note
+    assert "cannot be told a validation budget" in note

@@ -21,6 +21,9 @@ A run, top to bottom (:func:`run`, in ``run.py``), and the module each step live
 5. summarise (``scores``, ``report``): avg@N per benchmark and their average, each with a 95%
    bootstrap confidence interval over problems, next to the published rows of the model's family,
    in ``report.md``, ``summary.json`` and ``scores.png``.
+
+``watch`` (:func:`watch_run`, ``justrl eval --watch RUN_DIR``) does all of that for every
+checkpoint of a training run, as it trains, into one table and one figure of score against step.
 """
 
 from justrl.errors import EvalError
@@ -68,16 +71,18 @@ from justrl.evaluate.scores import (
     score_benchmark,
     summarize,
 )
+from justrl.evaluate.watch import WatchResult, watch_run
 from justrl.grading import RESULTS_FILE
 
 __all__ = [
     "CHART_FILE", "CONFIG_FILE", "EVAL_PROMPT", "REPORT_FILE", "RESULTS_FILE", "SUMMARY_FILE",
     "BackendSpec", "BenchmarkPlan", "BenchmarkScore", "Comparison", "EvalConfig", "EvalError",
-    "EvalResult", "GenerationProgress", "SampleFile", "SampleRequest", "Summary",
+    "EvalResult", "GenerationProgress", "WatchResult", "SampleFile", "SampleRequest", "Summary",
     "apply_overrides", "backend_spec", "bootstrap_average_ci", "bootstrap_ci", "bootstrap_means",
     "chat_text", "check_resumable", "fill_template", "format_prompt", "generate_local", "generate_missing",
     "gpus_per_worker", "load_judge", "load_tokenizer", "order_for_batching", "output_name",
     "override_keys", "per_problem_scores", "plan_benchmark", "plot_scores", "print_table",
     "read_record", "read_samples", "render_report", "run", "sample_seeds", "sampling_params", "score_benchmark",
+    "watch_run",
     "summarize", "write_report",
 ]

@@ -17,6 +17,9 @@ with :func:`get`:
     Math-Verify equivalence (its LaTeX parser, no hand-made one) on the answer the response states
     (the last ``\\boxed{}``, adjacent boxes joined; else an "answer is" statement or the final
     math span), numbers read exactly, with Math-Verify's signal timeouts off.
+``release-math-verify``
+    The release's in-training validation grader (its reward router's Math-Verify branch for
+    AIME24/AIME25/AMC23): Math-Verify on the whole response against ``\\boxed{ground truth}``, 0/1.
 ``justrl-eval``
     The evaluation grader in stages: ``release-rule``, then ``lenient``, then an optional model
     judge (:mod:`justrl.judge`). Each verdict records the stage that settled it. Where
@@ -39,6 +42,7 @@ Where things live (one concept a module):
 - ``release_rule``: ``release-rule``, the release's grader reproduced;
 - ``safe_sympy``: what that grader needs sympy to evaluate, evaluated without ``eval``;
 - ``lenient``: ``lenient``, Math-Verify glue;
+- ``release_math_verify``: ``release-math-verify``, the release's validation grader;
 - ``staged``: ``justrl-eval`` and the model judge stage (:func:`apply_judge`);
 - ``registry``: the verifiers by name (:func:`get`, :func:`known_verifiers`);
 - ``workers``: one verification worker process, the zygote that forks them;
@@ -55,6 +59,7 @@ from justrl.verifiers.boxed import BOXED, last_boxed_content
 from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
 from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
 from justrl.verifiers.registry import get, known_verifiers
+from justrl.verifiers.release_math_verify import ReleaseMathVerify
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
 from justrl.verifiers.staged import STAGE_JUDGE, STAGE_LENIENT, STAGE_RELEASE, Judge, JustrlEval, apply_judge
@@ -79,6 +84,7 @@ __all__ = [
     "Lenient",
     "PoolStats",
     "RETRY_FACTOR",
+    "ReleaseMathVerify",
     "ReleaseRule",
     "UnsafeExpression",
     "Verdict",

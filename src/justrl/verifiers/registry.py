@@ -8,6 +8,7 @@ from typing import Any
 from justrl.errors import ConfigError
 from justrl.verifiers.base import Verifier
 from justrl.verifiers.lenient import Lenient
+from justrl.verifiers.release_math_verify import ReleaseMathVerify
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.staged import JustrlEval
 from justrl.verifiers.strict import DapoStrict
@@ -17,6 +18,7 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
     "lenient": Lenient,
     "release-rule": ReleaseRule,
     "justrl-eval": JustrlEval,
+    "release-math-verify": ReleaseMathVerify,
 }
 
 

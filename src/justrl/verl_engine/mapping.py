@@ -97,6 +97,24 @@ def _optimizer(name: str, _: VerlPlan) -> tuple[Any, ...]:
     return (_OPTIMIZERS[name.lower()],)
 
 
+def _seed(name: str, value: int | None) -> int:
+    if value is None:
+        raise VerlConfigError(
+            f"{name}: null means the native engine's seed derived from `seed`; verl needs a number "
+            f"({name}=42 for justrl's former default)"
+        )
+    return value
+
+
+VAL_MAX_TOKENS_NOTE = (
+    "verl 0.9.1 cannot be told a validation budget: its agent loop builds the validation sampling "
+    "parameters from val_kwargs (temperature, top_p, top_k, n, do_sample: a closed dataclass) and "
+    "the vLLM server then caps new tokens at data.max_response_length; the release's "
+    "+val_kwargs.max_new_tokens=31744 was read by its fork's vLLM rollout only. Evaluate the "
+    "checkpoints with `justrl eval` (or `justrl eval --watch`) for the 31,744-token protocol"
+)
+
+
 def _loggers(names: list[str], _: VerlPlan) -> tuple[Any, ...]:
     unknown = [n for n in names if n not in _LOGGERS]
     if unknown:
@@ -116,10 +134,18 @@ MAPPING: dict[str, Route] = {
     "model": to("actor_rollout_ref.model.path", convert=_model_path),
     "train_data": to("data.train_files", convert=lambda _, plan: (list(plan.train_files),),
                      note="exported to RUN/data/train.parquet by the launch script"),
+    "train_dedup": not_in_verl("in the data: `justrl data export --recipe` drops repeated rows only when "
+                               "true (the release trained on the file as published)"),
+    "data_seed": to("data.seed", convert=lambda v, _: (_seed("data_seed", v),),
+                    note="verl's RandomSampler: torch.randperm with a generator seeded so (release: 1)"),
+    "rollout_seed": to(f"{_ROLLOUT}.seed", convert=lambda v, _: (_seed("rollout_seed", v),),
+                       note="vLLM's sampling seed (release: 0, its fork's default)"),
     "val_data": to("data.val_files", convert=lambda _, plan: (list(plan.val_files),),
                    note="each exported to RUN/data/val/NAME.parquet by the launch script"),
     "prompt_suffix": not_in_verl("in the data: `justrl data export` appends it to every prompt "
                                  "(the release's fork did it with +data.use_boxed_suffix_prompt)"),
+    "prompt_format": not_in_verl("in the data: `justrl data export --recipe` writes the user message in "
+                                 "this format (release: the row's own text, DAPO's instructions kept, + suffix)"),
     "answer_from": not_in_verl("in the data: `justrl data export` writes each MATH-style solution's boxed "
                                "answer as reward_model.ground_truth"),
     "use_chat_template": fixed_in_verl(True, "verl always renders the prompt's chat list with the "
@@ -166,6 +192,9 @@ MAPPING: dict[str, Route] = {
                   note="GRPO's KL term lives in the loss; the reward never carries one"),
     # --- reward ----------------------------------------------------------------------------------
     "verifier": to(f"{_REWARD_KWARGS}.verifier", note="read by justrl.verl_reward.compute_score"),
+    "val_verifier": to(f"{_REWARD_KWARGS}.val_verifier",
+                       note="used by compute_score for the data sources the release graded with "
+                            "Math-Verify (AIME24, AIME25, AMC23), scored 1/0"),
     "reward_correct": to(f"{_REWARD_KWARGS}.reward_correct"),
     "reward_incorrect": to(f"{_REWARD_KWARGS}.reward_incorrect"),
     "overlong_buffer_tokens": to(f"{_OVERLONG}.enable", f"{_OVERLONG}.len", f"{_OVERLONG}.log",
@@ -177,13 +206,11 @@ MAPPING: dict[str, Route] = {
     "val_temperature": to(f"{_ROLLOUT}.val_kwargs.temperature", f"{_ROLLOUT}.val_kwargs.do_sample",
                           convert=lambda v, _: (v, v > 0)),
     "val_top_p": to(f"{_ROLLOUT}.val_kwargs.top_p"),
-    "val_max_tokens": not_in_verl("verl 0.9.1 validates with the training budget (data.max_response_length); "
-                                  "the release's +val_kwargs.max_new_tokens was a patch of its fork. "
-                                  "Evaluate checkpoints with `justrl eval` for the 31,744-token protocol"),
+    "val_max_tokens": not_in_verl(VAL_MAX_TOKENS_NOTE),
     "val_before_train": to("trainer.val_before_train"),
     "save_every": to("trainer.save_freq"),
     "loggers": to("trainer.logger", convert=_loggers, note="jsonl -> verl's file logger"),
-    "seed": to("data.seed", f"{_ACTOR}.data_loader_seed", f"{_ROLLOUT}.seed"),
+    "seed": to(f"{_ACTOR}.data_loader_seed", note="mini-batch shuffles (off in the recipe)"),
     # --- hardware (native engine) ----------------------------------------------------------------
     "device": not_in_verl("native engine only: verl runs on the Ray cluster's GPUs"),
     "dtype": not_in_verl("native engine only: verl trains with FSDP mixed precision (bf16 compute, "
@@ -275,7 +302,7 @@ def deviations(recipe: Recipe) -> list[str]:
     if recipe.val_max_tokens != recipe.max_response_tokens:
         notes.append(
             f"val_max_tokens={recipe.val_max_tokens}: verl validates with max_response_tokens="
-            f"{recipe.max_response_tokens}; use `justrl eval` on the checkpoints for the paper's protocol"
+            f"{recipe.max_response_tokens}. {VAL_MAX_TOKENS_NOTE}"
         )
     return notes
 
