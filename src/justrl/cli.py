@@ -126,9 +126,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.engine == "verl":
-        from justrl import verl_engine
-
-        return verl_engine.launch(None, args)
+        return _train_on_verl(args)
     from pathlib import Path
 
     from justrl import trainer
@@ -140,6 +138,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recipe = recipe_mod.load(args.recipe or "toy", args.overrides)
     result = trainer.train(recipe, run_dir=args.run_dir, resume=args.resume)
     return {"finished": 0, "interrupted": 130}.get(result.stopped, 1)
+
+
+def split_verl_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """``train --engine verl``'s ``key=value`` items -> (recipe overrides, raw verl overrides).
+
+    Recipe fields have no dots; anything dotted or ``+``/``~``-prefixed is a verl key.
+    """
+    recipe_items, verl_items = [], []
+    for item in items:
+        key = item.split("=", 1)[0]
+        (verl_items if "." in key or key.startswith(("+", "~")) else recipe_items).append(item)
+    return recipe_items, verl_items
+
+
+def _train_on_verl(args: argparse.Namespace) -> int:
+    """The recipe (default: the paper's) with the undotted overrides; dotted ones go to verl as they
+    are, after the recipe's, so they win."""
+    from justrl import verl_engine
+
+    recipe_items, verl_items = split_verl_overrides(args.overrides)
+    recipe = recipe_mod.load(args.recipe or "justrl-deepseek-1.5b", recipe_items)
+    plan = verl_engine.make_plan(
+        recipe, args.run_dir or verl_engine.default_run_dir(recipe), nnodes=args.nnodes,
+        gpus_per_node=args.gpus_per_node, train_files=args.train_file, val_files=args.val_file,
+        data_dir=args.data_dir, extra=verl_items,
+    )
+    return verl_engine.launch(recipe, plan, dry_run=args.dry_run)
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
@@ -258,10 +283,24 @@ def _add_train(sub: Any) -> None:
     p_train.add_argument("--engine", choices=["native", "verl"], default="native",
                          help="native: this machine; verl: verl's Ray trainer (see docs: Running on a cluster)")
     p_train.add_argument("--resume", action="store_true", help="native: continue the run in --run-dir")
-    from justrl.verl_engine import add_verl_arguments
-
-    add_verl_arguments(p_train)
+    _add_verl_arguments(p_train)
     p_train.set_defaults(func=_cmd_train)
+
+
+def _add_verl_arguments(p_train: argparse.ArgumentParser) -> None:
+    """The verl engine's flags (``train`` itself owns --recipe/--run-dir/key=value)."""
+    group = p_train.add_argument_group("verl engine (--engine verl)")
+    group.add_argument("--nnodes", type=int, default=1, help="nodes in the Ray cluster (default 1)")
+    group.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8)")
+    group.add_argument("--dry-run", action="store_true",
+                       help="check the overrides against verl's config, write the launch script, print "
+                            "the command, and do not run it")
+    group.add_argument("--train-file", action="append", default=None, metavar="PARQUET",
+                       help="verl-format training data (default: export recipe.train_data into RUN/data)")
+    group.add_argument("--val-file", action="append", default=None, metavar="PARQUET",
+                       help="verl-format validation data, repeatable (default: export recipe.val_data)")
+    group.add_argument("--data-dir", default=None,
+                       help="folder with the paper's benchmarks as NAME/test.parquet, for val_data by name")
 
 
 def _add_ablate(sub: Any) -> None:

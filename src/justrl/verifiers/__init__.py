@@ -1,0 +1,90 @@
+"""Answer verifiers: the strict training reward and the evaluation graders.
+
+Every verifier maps ``(response, ground_truth)`` to a :class:`Verdict` and is looked up by name
+with :func:`get`:
+
+``dapo-strict``
+    The JustRL training reward (:func:`dapo_reward`): the last balanced ``\\boxed{}`` near the end
+    of the response, compared with the ground truth character for character (verl's
+    ``math_dapo.compute_score(..., strict_box_verify=True)``).
+``release-rule``
+    The JustRL release's rule-based evaluation grader (``evals/utils.py: grade_answer_verl``),
+    reproduced verdict for verdict, known false negatives included -- but without ever handing
+    model text to ``eval``: sympy's token transformations produce the same code the release would
+    evaluate, and a small interpreter that only knows arithmetic, sympy numbers, symbols and sympy
+    functions evaluates it.
+``lenient``
+    Math-Verify equivalence (its LaTeX parser, no hand-made one) on the answer the response states
+    (``\\boxed{}`` or an "answer:"-anchored statement), with Math-Verify's signal timeouts off.
+``justrl-eval``
+    The evaluation grader in stages: ``release-rule``, then ``lenient``, then an optional model
+    judge (:mod:`justrl.judge`). Each verdict records the stage that settled it.
+
+Every check that may be slow runs in a worker process that is killed when it exceeds its time
+bound (default 1 s), which works from any thread or process, unlike ``signal.alarm``. Cheap string
+checks (``quick``) settle most answers without leaving the calling process. :func:`verify_batch`
+spreads a batch over a pool of such workers.
+
+Where things live (one concept a module):
+
+- ``base``: :class:`Verdict` and the protocols a verifier implements;
+- ``boxed``: finding ``\\boxed{}`` answers (brace scanning);
+- ``strict``: ``dapo-strict`` and :func:`dapo_reward`, the training reward;
+- ``release_rule``: ``release-rule``, the release's grader reproduced;
+- ``safe_sympy``: what that grader needs sympy to evaluate, evaluated without ``eval``;
+- ``lenient``: ``lenient``, Math-Verify glue;
+- ``staged``: ``justrl-eval`` and the model judge stage (:func:`apply_judge`);
+- ``registry``: the verifiers by name (:func:`get`, :func:`known_verifiers`);
+- ``workers``: one verification worker process, the zygote that forks them;
+- ``pool``: the time bound -- the shared pool of workers (:func:`run_checked`);
+- ``batch``: :func:`verify_batch`.
+"""
+
+from __future__ import annotations
+
+from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, Verifier
+from justrl.verifiers.batch import verify_batch
+from justrl.verifiers.boxed import BOXED, last_boxed_content
+from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
+from justrl.verifiers.pool import PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
+from justrl.verifiers.registry import get, known_verifiers
+from justrl.verifiers.release_rule import ReleaseRule
+from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
+from justrl.verifiers.staged import STAGE_JUDGE, STAGE_LENIENT, STAGE_RELEASE, Judge, JustrlEval, apply_judge
+from justrl.verifiers.strict import STRICT_BOX_WINDOW, STRICT_TAIL_CHARS, DapoStrict, dapo_reward
+from justrl.verifiers.workers import DEFAULT_MEMORY_LIMIT_MB, START_TIMEOUT_S, WorkerDied
+
+__all__ = [
+    "BOXED",
+    "DEFAULT_MEMORY_LIMIT_MB",
+    "DEFAULT_TIMEOUT_S",
+    "LENIENT_TAIL_CHARS",
+    "MAX_BRACE_DEPTH",
+    "STAGE_JUDGE",
+    "STAGE_LENIENT",
+    "STAGE_RELEASE",
+    "START_TIMEOUT_S",
+    "STRICT_BOX_WINDOW",
+    "STRICT_TAIL_CHARS",
+    "DapoStrict",
+    "Judge",
+    "JustrlEval",
+    "Lenient",
+    "PoolStats",
+    "ReleaseRule",
+    "UnsafeExpression",
+    "Verdict",
+    "Verifier",
+    "WorkerDied",
+    "apply_judge",
+    "dapo_reward",
+    "get",
+    "known_verifiers",
+    "last_boxed_content",
+    "pool_stats",
+    "run_checked",
+    "safe_parse_expr",
+    "shutdown_pool",
+    "verify_batch",
+    "worker_pids",
+]
