@@ -70,21 +70,18 @@ class _Counting:
 
 def run_harness(config: E.EvalConfig) -> tuple[float, int, Path]:
     """Seconds and tokens of the harness's generation phase (a fresh output folder each time)."""
-    from rich.console import Console
-
     out = Path(tempfile.mkdtemp(prefix="eval-", dir=WORK_DIR))
     config = dataclasses.replace(config, out=str(out))
     files = B.locate(B.select(config.benchmarks), config.data_dir)
-    tokenizer = E._load_tokenizer(config.model)
+    tokenizer = E.load_tokenizer(config.model)
     plans = [
         E.plan_benchmark(files[b.name], config, out, lambda m: E.chat_text(tokenizer, m))
         for b in B.select(config.benchmarks)
     ]
     _Counting.tokens = 0
     spec = CountingSpec(E.backend_spec(config)) if config.workers == 1 else E.backend_spec(config)
-    console = Console(file=io.StringIO())
     start = time.perf_counter()
-    E._generate(plans, config, console, spec)
+    E.generate_missing(plans, config, spec)
     seconds = time.perf_counter() - start
     return seconds, _Counting.tokens, plans[0].path
 
@@ -134,7 +131,7 @@ def measure_workers(config: E.EvalConfig, requests: list[E.SampleRequest]) -> No
     one = time.perf_counter() - start
     spread: dict[tuple[int, int], list[int]] = {}
     start = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()), WorkerPool(spec, 2, log=lambda _: None) as pool:
+    with contextlib.redirect_stderr(io.StringIO()), WorkerPool(spec, 2) as pool:
         pool.pids()  # both actors up, model loaded
         ready = time.perf_counter()
         pool.generate(

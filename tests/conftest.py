@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the shared benchmark files, deterministic seeds."""
+"""Shared test fixtures: the benchmark files packaged with justrl, a tiny model, deterministic seeds."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from justrl import benchmarks
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
+PACKAGED_BENCHMARKS = benchmarks.packaged_dir()
+"""The nine release files shipped inside the package (NAME/test.parquet), so no test needs ../shared."""
 
 # Keep the 2-core CI machine responsive and runs repeatable.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,19 +21,17 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_benchmarks() -> Path:
-    if not (SHARED_BENCHMARKS / "AIME24" / "test.parquet").is_file():
-        pytest.skip(f"benchmark files not found at {SHARED_BENCHMARKS}")
-    return SHARED_BENCHMARKS
+    """The nine benchmark files: the copy packaged with justrl (checksum-checked)."""
+    benchmarks.locate(benchmarks.BENCHMARKS)  # raises if the packaged copy is missing or damaged
+    return PACKAGED_BENCHMARKS
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The nine benchmark files, as ../shared/benchmarks beside the repository holds them."""
-    if not (SHARED_BENCHMARKS / "MATH-500" / "test.parquet").is_file():
-        pytest.skip(f"benchmark files not found at {SHARED_BENCHMARKS}")
-    return SHARED_BENCHMARKS
+def data_dir(shared_benchmarks: Path) -> Path:
+    """The folder to pass as ``--data-dir`` (NAME/test.parquet): the packaged copy."""
+    return shared_benchmarks
 
 
 @pytest.fixture(scope="session")

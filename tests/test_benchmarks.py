@@ -1,8 +1,7 @@
-"""The benchmark registry: the nine files, their row counts and checksums, downloads, published rows."""
+"""The benchmark registry: the nine packaged files, their row counts and checksums, downloads, published rows."""
 
 from __future__ import annotations
 
-import csv
 import functools
 import http.server
 import shutil
@@ -15,10 +14,7 @@ import pytest
 from justrl import benchmarks as B
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared" / "benchmarks"
-needs_data = pytest.mark.skipif(
-    not (SHARED / "SHA256SUMS").is_file(), reason=f"benchmark files not found at {SHARED}"
-)
+PACKAGED = REPO_ROOT / "src" / "justrl" / "data" / "benchmarks"
 
 PAPER_N = {"AIME24": 32, "AIME25": 32, "AMC23": 32, "MATH-500": 4, "Minerva": 4, "Olympiad-Bench": 4,
            "HMMT25": 32, "BRUMO25": 32, "CMIMC25": 32}
@@ -43,18 +39,33 @@ def test_lookup_and_selection():
         B.select("AIME23")
 
 
-@needs_data
-def test_pinned_checksums_are_those_of_the_shared_files():
+def test_pinned_checksums_are_those_of_the_packaged_files():
+    assert B.packaged_dir() == PACKAGED
     sums = {}
-    for line in (SHARED / "SHA256SUMS").read_text().splitlines():
+    for line in (PACKAGED / "SHA256SUMS").read_text().splitlines():
         digest, rel = line.split()
         sums[rel] = digest
     assert {b.relpath: b.sha256 for b in B.BENCHMARKS} == sums
+    assert {b.relpath: B.sha256_of(PACKAGED / b.relpath) for b in B.BENCHMARKS} == sums
 
 
-@needs_data
+def test_the_packaged_copy_is_the_default_and_is_checksum_checked(tmp_path, monkeypatch):
+    files = B.locate(B.select("AIME24,HMMT25"))
+    assert files["AIME24"].path == PACKAGED / "AIME24" / "test.parquet" and files["AIME24"].is_release_file
+    damaged = tmp_path / "benchmarks"
+    shutil.copytree(PACKAGED, damaged)
+    (damaged / "HMMT25" / "test.parquet").write_bytes((PACKAGED / "BRUMO25" / "test.parquet").read_bytes())
+    (damaged / "AIME24" / "test.parquet").unlink()
+    monkeypatch.setattr(B, "packaged_dir", lambda: damaged)
+    with pytest.raises(B.BenchmarkDataError) as info:
+        B.locate(B.select("AIME24,AIME25,HMMT25"))
+    msg = str(info.value)
+    assert "AIME24 (missing)" in msg and "HMMT25 (checksum" in msg and "AIME25" not in msg
+    assert "--data-dir download" in msg and "\n" not in msg
+
+
 def test_all_nine_files_load_with_their_row_counts():
-    files = B.locate(B.BENCHMARKS, SHARED)
+    files = B.locate(B.BENCHMARKS)
     counts = {}
     for bench in B.BENCHMARKS:
         f = files[bench.name]
@@ -69,9 +80,8 @@ def test_all_nine_files_load_with_their_row_counts():
     assert counts == {b.name: b.problems for b in B.BENCHMARKS}
 
 
-@needs_data
 def test_both_schemas_read_as_the_release_reads_them():
-    files = B.locate([B.get("AIME24"), B.get("HMMT25")], SHARED)
+    files = B.locate([B.get("AIME24"), B.get("HMMT25")], PACKAGED)
     aime = B.load_problems(files["AIME24"])
     assert aime[0].ground_truth == "\\boxed{204}"  # kept as released; the grader unwraps it
     assert aime[0].prompt.startswith("Every morning Aya goes for a $9$-kilometer-long walk")
@@ -87,13 +97,12 @@ def test_missing_local_data_gives_one_message_saying_where_to_put_files(tmp_path
     assert str(tmp_path / "AIME24" / "test.parquet") in msg and "--data-dir" in msg
 
 
-@needs_data
 def test_a_modified_local_file_is_used_but_flagged(tmp_path):
     (tmp_path / "AIME24").mkdir()
-    data = (SHARED / "AIME24" / "test.parquet").read_bytes()
+    data = (PACKAGED / "AIME24" / "test.parquet").read_bytes()
     (tmp_path / "AIME24" / "test.parquet").write_bytes(data)
     assert B.locate([B.get("AIME24")], tmp_path)["AIME24"].is_release_file
-    shutil.copy(SHARED / "AMC23" / "test.parquet", tmp_path / "AIME24" / "test.parquet")
+    shutil.copy(PACKAGED / "AMC23" / "test.parquet", tmp_path / "AIME24" / "test.parquet")
     assert not B.locate([B.get("AIME24")], tmp_path)["AIME24"].is_release_file
 
 
@@ -126,30 +135,28 @@ def file_server(tmp_path) -> Iterator[tuple[str, Path, list[str]]]:
         server.server_close()
 
 
-@needs_data
 def test_download_once_into_the_cache_with_checksums(file_server, tmp_path):
     url, root, requests = file_server
     for name in ("AIME24", "AMC23"):
         (root / name).mkdir()
-        shutil.copy(SHARED / name / "test.parquet", root / name / "test.parquet")
+        shutil.copy(PACKAGED / name / "test.parquet", root / name / "test.parquet")
     cache = tmp_path / "cache"
     chosen = B.select("AIME24,AMC23")
-    files = B.locate(chosen, cache=cache, base_url=url)
+    files = B.locate(chosen, download=True, cache=cache, base_url=url)
     assert files["AIME24"].path == cache / "AIME24" / "test.parquet"
     assert B.sha256_of(files["AMC23"].path) == B.get("AMC23").sha256
     assert len(B.load_problems(files["AMC23"])) == 40
     assert sorted(requests) == ["/AIME24/test.parquet", "/AMC23/test.parquet"]
-    B.locate(chosen, cache=cache, base_url=url)  # cached: nothing fetched again
+    B.locate(chosen, "download", cache=cache, base_url=url)  # cached: nothing fetched again
     assert len(requests) == 2
 
 
-@needs_data
 def test_a_download_with_the_wrong_checksum_is_refused(file_server, tmp_path):
     url, root, _ = file_server
     (root / "AIME24").mkdir()
-    shutil.copy(SHARED / "AIME25" / "test.parquet", root / "AIME24" / "test.parquet")
+    shutil.copy(PACKAGED / "AIME25" / "test.parquet", root / "AIME24" / "test.parquet")
     with pytest.raises(B.BenchmarkDataError, match="AIME24 \\(checksum mismatch"):
-        B.locate([B.get("AIME24")], cache=tmp_path / "cache", base_url=url)
+        B.locate([B.get("AIME24")], download=True, cache=tmp_path / "cache", base_url=url)
     assert not (tmp_path / "cache" / "AIME24" / "test.parquet").exists()
 
 
@@ -160,7 +167,8 @@ def test_offline_without_data_says_where_to_put_the_files(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(B.BenchmarkDataError) as info:
-        B.locate(B.select("AIME24,AIME25"), cache=tmp_path / "cache", base_url=f"http://127.0.0.1:{port}")
+        B.locate(B.select("AIME24,AIME25"), download=True, cache=tmp_path / "cache",
+                 base_url=f"http://127.0.0.1:{port}")
     msg = str(info.value)
     assert "AIME24 (download failed" in msg and "AIME25 (download failed" in msg
     assert "--data-dir" in msg and str(tmp_path / "cache") in msg
@@ -193,10 +201,20 @@ def test_published_rows_ship_with_the_package():
     assert B.families() == ["deepseek-1.5b", "nemotron-1.5b"]
 
 
-@needs_data
-def test_packaged_csv_equals_the_shared_one():
-    shipped = (REPO_ROOT / "src" / "justrl" / "data" / "published.csv").read_text()
-    assert list(csv.reader(shipped.splitlines())) == list(csv.reader((SHARED / "published.csv").read_text().splitlines()))
+def test_published_csv_is_checksum_checked(monkeypatch):
+    assert B.hashlib.sha256((REPO_ROOT / "src/justrl/data/published.csv").read_bytes()).hexdigest() == B.PUBLISHED_SHA256
+    monkeypatch.setattr(B, "PUBLISHED_SHA256", "0" * 64)
+    with pytest.raises(B.BenchmarkDataError, match="published.csv differs"):
+        B.published()
+
+
+def test_a_degenerate_interval_judges_no_published_row():
+    assert B.outside_interval(52.6, (40.0, 60.0)) is False
+    assert B.outside_interval(29.9, (40.0, 60.0)) is True
+    assert B.outside_interval(60.0, (40.0, 60.0)) is False  # the bounds belong to the interval
+    for ci in [(0.0, 0.0), (100.0, 100.0), (50.0, 50.0)]:  # one problem, or every problem scored alike
+        assert B.outside_interval(52.6, ci) is None
+        assert B.outside_interval(ci[0], ci) is None
 
 
 @pytest.mark.parametrize(("model", "family"), [

@@ -9,6 +9,7 @@ from transformers import Qwen2Config
 
 from justrl import budget
 from justrl.cli import main
+from justrl.errors import ConfigError, DataError, ModelLoadError
 from justrl.recipe import load
 
 
@@ -38,3 +39,38 @@ def test_measured_tokens_from_run(tmp_path) -> None:
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
     assert budget.measured_tokens(tmp_path) == (2, 5.0, 15.0)
     assert main(["budget", "--recipe", "toy", "--run-dir", str(tmp_path)]) == 0
+
+
+
+def test_json_output_matches_the_estimate(tmp_path, capsys) -> None:
+    assert main(["budget", "--recipe", "toy", "--json", "--mfu", "0.5", "--response-tokens", "20"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    expected = budget.estimate(load("toy"), mfu=0.5, response_tokens=20)
+    assert shown == pytest.approx(expected) and shown["tokens_source"] == "assumed"
+    assert shown["gpu_hours"] == pytest.approx(shown["total_flops"] / (989e12 * 0.5) / 3600)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"mfu": 0.0}, r"mfu\) must be in \(0, 1\]"),
+    ({"mfu": 1.5}, r"mfu\) must be in \(0, 1\]"),
+    ({"prompt_tokens": -1.0}, "mean prompt tokens must be a positive number"),
+    ({"response_tokens": 0.0}, "mean response tokens must be a positive number"),
+    ({"gpu_tflops": float("inf")}, "GPU peak TFLOP/s must be a positive number"),
+])
+def test_out_of_range_assumptions_are_refused(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        budget.estimate(load("toy"), **kwargs)
+
+
+def test_bad_run_dir_and_model_are_one_line_errors(tmp_path) -> None:
+    with pytest.raises(DataError, match="no such run folder"):
+        budget.estimate(load("toy"), run_dir=tmp_path / "gone")
+    with pytest.raises(DataError, match="no metrics.jsonl"):
+        budget.estimate(load("toy"), run_dir=tmp_path)
+    (tmp_path / "metrics.jsonl").write_text("")
+    with pytest.raises(DataError, match="no step with response_length/mean"):
+        budget.estimate(load("toy"), run_dir=tmp_path)
+    with pytest.raises(ModelLoadError, match="no such model folder"):
+        budget.model_shape(str(tmp_path / "no-model"))
+    with pytest.raises(ModelLoadError, match="cannot read a model config"):
+        budget.model_shape(str(tmp_path))

@@ -135,3 +135,15 @@ def test_cli_export_missing_source_is_a_clear_error(tmp_path, capsys) -> None:
     assert code == 2
     assert "nope.parquet" in capsys.readouterr().err
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_math_style_solutions_export_only_when_asked(tmp_path) -> None:
+    """A worked solution is never a ground truth: refused, unless answer_from=solution takes its box."""
+    source = tmp_path / "math.jsonl"
+    source.write_text('{"problem": "What is 2+3?", "solution": "Add: $2+3=\\\\boxed{5}$."}\n')
+    with pytest.raises(data_export.problems_mod.ProblemDataError, match="no answer column.*answer_from=solution"):
+        data_export.export(str(source), tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+    result = data_export.export(str(source), tmp_path / "out.parquet", answer_from="solution")
+    (row,) = pq.read_table(result.path).to_pylist()
+    assert row["reward_model"]["ground_truth"] == "5"

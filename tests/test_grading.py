@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -79,13 +80,17 @@ def test_grade_dir_writes_the_release_fields(gen_dir: Path) -> None:
     assert report["grader"]["judge"] is None and "no model judge" in report["grader"]["note"]
 
 
-def test_malformed_lines_are_reported_with_file_and_line_and_not_counted(gen_dir: Path) -> None:
+def test_malformed_lines_are_reported_with_file_and_line_and_not_counted(gen_dir: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="justrl")
     report = grading.grade_dir(gen_dir, write=False)
     assert len(report["malformed_lines"]) == 2
     assert report["malformed_lines"][0].startswith(f"{AIME}:6: not JSON")
     assert report["malformed_lines"][1] == f"{AIME}:10: missing 'response'"
     assert report["files"][AIME]["malformed_lines"] == report["malformed_lines"]
     assert not (gen_dir / grading.RESULTS_FILE).exists()
+    logged = [r.getMessage() for r in caplog.records if r.name == "justrl.grading"]
+    assert logged == [*(f"malformed line skipped: {m}" for m in report["malformed_lines"]),
+                      "skipping notes.jsonl: not named {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl"]
 
 
 def test_release_rule_alone_reproduces_the_release_rule_stage(gen_dir: Path) -> None:

@@ -73,3 +73,83 @@ def test_missing_source_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "x.csv").write_text("a,b\n")
     with pytest.raises(problems.ProblemDataError, match="unsupported file type"):
         problems.load(tmp_path / "x.csv")
+
+
+# --- files without answers, MATH-style solutions, missing/empty/corrupt files ---------------------
+
+MATH_ROWS = [
+    {"problem": "What is $1+1$?", "solution": "We add: $1+1=\\boxed{2}$.", "level": "Level 1"},
+    {"problem": "Simplify $\\frac{2}{4}$.", "solution": "First $\\boxed{x}$ is a guess; then $\\boxed{\\frac{1}{2}}$."},
+]
+
+
+def _write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_file_without_an_answer_column_is_refused_naming_file_and_columns(tmp_path) -> None:
+    path = tmp_path / "math.jsonl"
+    _write_jsonl(path, MATH_ROWS)
+    with pytest.raises(problems.ProblemDataError) as info:
+        problems.load(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: no answer column") and "columns found: problem, solution, level" in msg
+    assert "answer_from=solution" in msg and "\n" not in msg
+    pq.write_table(pa.table({"question": ["q"], "notes": ["n"]}), tmp_path / "q.parquet")
+    with pytest.raises(problems.ProblemDataError, match=r"q\.parquet: no answer column .*columns found: question, notes$"):
+        problems.load(tmp_path / "q.parquet")
+    pq.write_table(pa.table({"text": ["q"], "answer": ["1"]}), tmp_path / "t.parquet")
+    with pytest.raises(problems.ProblemDataError, match=r"t\.parquet: no problem column .*columns found: text, answer"):
+        problems.load(tmp_path / "t.parquet")
+
+
+def test_solution_columns_give_the_boxed_answer_only_when_asked(tmp_path) -> None:
+    path = tmp_path / "math.jsonl"
+    _write_jsonl(path, MATH_ROWS)
+    loaded = problems.load(path, answer_from="solution")
+    assert [p.ground_truth for p in loaded] == ["2", "\\frac{1}{2}"]  # the last box, braces balanced
+    assert loaded[0].meta == {"level": "Level 1"}
+    _write_jsonl(path, [*MATH_ROWS, {"problem": "p", "solution": "no box here"}])
+    with pytest.raises(problems.ProblemDataError, match=r"math\.jsonl: row 2: field 'solution' has no \\boxed\{\} answer"):
+        problems.load(path, answer_from="solution")
+    _write_jsonl(path, [{"problem": "p", "answer": "3"}])
+    with pytest.raises(problems.ProblemDataError, match="answer_from=solution but there is no 'solution' column; columns found: problem, answer"):
+        problems.load(path, answer_from="solution")
+    with pytest.raises(problems.ProblemDataError, match="answer_from must be one of answer, solution"):
+        problems.load(path, answer_from="steps")
+
+
+def test_last_boxed() -> None:
+    assert problems.last_boxed("a \\boxed{1} b \\boxed{x^{2}} c") == "x^{2}"
+    assert problems.last_boxed("\\boxed{3} then \\boxed{unclosed") == "3"
+    assert problems.last_boxed("nothing") is None
+
+
+@pytest.mark.parametrize("name", ["gone.parquet", "gone.jsonl", "sub/gone.parquet"])
+def test_a_missing_data_file_is_not_taken_for_a_hub_name(tmp_path, monkeypatch, name) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(problems.ProblemDataError, match=f"^{name}: no such file or folder"):
+        problems.load(name)
+
+
+def test_empty_and_corrupt_files_are_one_line_naming_the_file(tmp_path) -> None:
+    cases = {
+        "empty.parquet": (b"", "empty file"),
+        "empty.jsonl": (b"", "empty file"),
+        "blank.jsonl": (b"\n\n", "holds no problems"),
+        "corrupt.parquet": (b"PAR1 this is not parquet at all", "not a readable parquet file"),
+        "latin1.jsonl": ('{"problem": "caf\u00e9", "answer": "1"}\n'.encode("latin-1"), "not UTF-8 text"),
+        "list.json": (b'[{"problem": "p", "answer": "1"}, 3]', "item 1: expected a JSON object"),
+        "cut.json": (b'[{"problem": "p", "answer": "1"}', "invalid JSON"),
+    }
+    for name, (data, expected) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(problems.ProblemDataError) as info:
+            problems.load(path)
+        msg = str(info.value)
+        assert msg.startswith(str(path)) and expected in msg and "\n" not in msg, (name, msg)
+    pq.write_table(pa.table({"problem": pa.array([], pa.string()), "answer": pa.array([], pa.string())}),
+                   tmp_path / "zero.parquet")
+    with pytest.raises(problems.ProblemDataError, match="zero.parquet: holds no problems"):
+        problems.load(tmp_path / "zero.parquet")

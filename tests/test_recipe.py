@@ -18,6 +18,7 @@ PAPER_VALUES = {
     "max_response_tokens": 15360, "verifier": "dapo-strict", "reward_correct": 1.0, "reward_incorrect": -1.0,
     "prompt_suffix": "\n\nPlease reason step by step, and put your final answer within \\boxed{}.",
     "val_every": 50, "val_temperature": 0.7, "val_top_p": 0.9, "save_every": 50, "overlong_buffer_tokens": 0,
+    "answer_from": "answer",
 }
 
 
@@ -62,7 +63,8 @@ def test_yaml_round_trip(tmp_path) -> None:
 @pytest.mark.parametrize(
     "override, key",
     [("lr=oops", "lr"), ("total_steps=1.5", "total_steps"), ("val_before_train=maybe", "val_before_train"),
-     ("lrr=1", "lrr"), ("clip_c=0.5", "clip_c"), ("mini_batch_prompts=3", "mini_batch_prompts")],
+     ("lrr=1", "lrr"), ("clip_c=0.5", "clip_c"), ("mini_batch_prompts=3", "mini_batch_prompts"),
+     ("answer_from=steps", "answer_from")],
 )
 def test_bad_overrides_name_the_key(override: str, key: str) -> None:
     with pytest.raises(R.RecipeError, match=key):

@@ -6,12 +6,18 @@ schemas that :func:`justrl.problems.load` reads (verl-style chat prompts for AIM
 MATH-500, Minerva and Olympiad-Bench; plain ``problem``/``answer`` columns for HMMT25, BRUMO25 and
 CMIMC25).
 
-Files come from a local folder (``--data-dir``) or are downloaded once from the JustRL
-repository, at a pinned commit, into a cache (``$JUSTRL_CACHE`` or the OS cache folder) by
-``pooch``, which checks each file's SHA-256 against the value pinned here.
+Files come, in this order of preference, from
+- a local folder (``--data-dir DIR``): used as they are, a file that differs from the release is
+  flagged in the report;
+- the pinned download (``--data-dir download``): fetched once from the JustRL repository, at a
+  pinned commit, into a cache (``$JUSTRL_CACHE`` or the OS cache folder) by ``pooch``, which checks
+  each file's SHA-256 against the value pinned here; for updating, or a damaged installation;
+- by default, the copy shipped inside the package (``justrl/data/benchmarks``, 380 KB with its
+  ``SHA256SUMS``), so evaluation and the tests work offline; each file's SHA-256 is checked against
+  the pinned value every time it is located.
 
 :func:`published` returns the scores of the paper's tables (``data/published.csv``, shipped
-inside the package), one row per model, grouped by base-model family.
+inside the package, checksum-checked too), one row per model, grouped by base-model family.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ JUSTRL_DATA_REVISION = "b2de1c592e72106d7887db87310c7e6810593323"
 DATA_URL = f"https://raw.githubusercontent.com/thunlp/JustRL/{JUSTRL_DATA_REVISION}/data"
 DATA_URL_ENV = "JUSTRL_DATA_URL"  # another mirror of the same files (same layout, same checksums)
 CACHE_ENV = "JUSTRL_CACHE"  # where downloaded files are kept
+DOWNLOAD = "download"  # --data-dir download: the pinned download instead of the packaged copy
+PACKAGED = "data/benchmarks"  # inside the justrl package: NAME/test.parquet and SHA256SUMS
+PUBLISHED_CSV = "data/published.csv"
+PUBLISHED_SHA256 = "073b5f9b2529daea280f9b99bee081d6c67443b805a332346cac4e17648478b5"
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ def select(spec: str | Sequence[str]) -> list[Benchmark]:
 
 
 # --------------------------------------------------------------------------------------------
-# Files: a local folder, or a verified download into a cache
+# Files: a local folder, a verified download into a cache, or the packaged copy
 # --------------------------------------------------------------------------------------------
 
 
@@ -149,37 +159,77 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("justrl")) / "benchmarks"
 
 
+def packaged_dir() -> Path:
+    """The copy of the nine release files shipped inside the package (``NAME/test.parquet``)."""
+    return Path(str(resources.files("justrl").joinpath(PACKAGED)))
+
+
 def locate(
     selected: Sequence[Benchmark],
     data_dir: str | Path | None = None,
     *,
+    download: bool = False,
     cache: str | Path | None = None,
     base_url: str | None = None,
 ) -> dict[str, BenchmarkFile]:
-    """Find (or download once) the file of every selected benchmark.
+    """Find the file of every selected benchmark (see the module docstring for the three sources).
 
-    With ``data_dir`` the files are read from ``data_dir/NAME/test.parquet`` and nothing is
-    downloaded; a file whose checksum differs from the release is used all the same (the caller
-    reports it). Without, each file is fetched from the JustRL repository into ``cache`` and its
-    SHA-256 checked; a file already in the cache is not fetched again. Anything missing raises
-    one :class:`BenchmarkDataError` saying where to put the files.
+    With ``data_dir`` the files are read from ``data_dir/NAME/test.parquet``; a file whose checksum
+    differs from the release is used all the same (the caller reports it). With ``download`` (or
+    ``data_dir="download"``) each file is fetched from the JustRL repository into ``cache`` unless
+    already there, and its SHA-256 checked. Otherwise the packaged copy is used, checksum-checked.
+    Anything missing raises one :class:`BenchmarkDataError` saying where to put the files.
     """
+    if data_dir is not None and str(data_dir) == DOWNLOAD:
+        data_dir, download = None, True
+    if data_dir is not None:
+        return _local(selected, Path(data_dir).expanduser())
+    if download:
+        return _download(selected, cache, base_url)
+    return _packaged(selected)
+
+
+def _local(selected: Sequence[Benchmark], root: Path) -> dict[str, BenchmarkFile]:
     found: dict[str, BenchmarkFile] = {}
     missing: list[tuple[Benchmark, str]] = []
-    if data_dir is not None:
-        root = Path(data_dir).expanduser()
-        for bench in selected:
-            path = root / bench.relpath
-            if path.is_file():
-                found[bench.name] = BenchmarkFile(bench, path, sha256_of(path))
-            else:
-                missing.append((bench, "not found"))
-        if missing:
-            raise BenchmarkDataError(_missing_message(missing, root, local=True))
-        return found
+    for bench in selected:
+        path = root / bench.relpath
+        if path.is_file():
+            found[bench.name] = BenchmarkFile(bench, path, sha256_of(path))
+        else:
+            missing.append((bench, "not found"))
+    if missing:
+        raise BenchmarkDataError(_missing_message(missing, root, local=True))
+    return found
 
+
+def _packaged(selected: Sequence[Benchmark]) -> dict[str, BenchmarkFile]:
+    """The packaged files, each refused unless byte-identical to the release."""
+    root = packaged_dir()
+    found: dict[str, BenchmarkFile] = {}
+    bad: list[str] = []
+    for bench in selected:
+        path = root / bench.relpath
+        if not path.is_file():
+            bad.append(f"{bench.name} (missing)")
+            continue
+        digest = sha256_of(path)
+        if digest != bench.sha256:
+            bad.append(f"{bench.name} (checksum {digest[:12]}..., expected {bench.sha256[:12]}...)")
+        found[bench.name] = BenchmarkFile(bench, path, digest)
+    if bad:
+        raise BenchmarkDataError(
+            f"the benchmark files packaged in {root} are damaged: {', '.join(bad)}. Reinstall justrl, "
+            f"or pass --data-dir {DOWNLOAD} (the pinned download) or --data-dir DIR (a folder with NAME/test.parquet)."
+        )
+    return found
+
+
+def _download(selected: Sequence[Benchmark], cache: str | Path | None, base_url: str | None) -> dict[str, BenchmarkFile]:
     import pooch
 
+    found: dict[str, BenchmarkFile] = {}
+    missing: list[tuple[Benchmark, str]] = []
     folder = Path(cache) if cache is not None else cache_dir()
     url = (base_url or os.environ.get(DATA_URL_ENV) or DATA_URL).rstrip("/")
     for bench in selected:
@@ -191,8 +241,8 @@ def locate(
                 path=folder / bench.folder,
                 progressbar=False,
             )
-        except ValueError as exc:  # pooch: the downloaded file's hash differs from the pinned one
-            missing.append((bench, f"checksum mismatch ({exc})"))
+        except ValueError:  # pooch: the downloaded file's hash differs from the pinned one
+            missing.append((bench, "checksum mismatch with the pinned release file"))
         except Exception as exc:  # network errors come as several types (requests, OSError, ...)
             missing.append((bench, f"download failed: {type(exc).__name__}"))
         else:
@@ -212,7 +262,8 @@ def _missing_message(missing: list[tuple[Benchmark, str]], root: Path, *, local:
         f"no benchmark data for {what} {where}. Put each file at DIR/NAME/test.parquet "
         f"(e.g. {example}), as in the JustRL repository's data/ folder "
         f"(https://github.com/thunlp/JustRL/tree/main/data), and pass --data-dir DIR"
-        + ("" if local else f", or copy them into {root} (then no download is needed)")
+        + ("" if local else f", or copy them into {root} (then no download is needed); "
+           "without --data-dir the copy packaged with justrl is used")
         + "."
     )
 
@@ -266,13 +317,27 @@ class PublishedRow:
 
 def published(family: str | None = None) -> list[PublishedRow]:
     """The published rows, in the paper's order; only those of ``family`` when given."""
-    text = resources.files("justrl").joinpath("data/published.csv").read_text(encoding="utf-8")
+    data = resources.files("justrl").joinpath(PUBLISHED_CSV).read_bytes()
+    if hashlib.sha256(data).hexdigest() != PUBLISHED_SHA256:
+        raise BenchmarkDataError(f"the packaged {PUBLISHED_CSV} differs from the paper's numbers (checksum); "
+                                 "reinstall justrl")
+    text = data.decode("utf-8")
     rows = []
     for rec in csv.DictReader(io.StringIO(text)):
         scores = {b.name: (float(rec[b.name]) if rec.get(b.name) else None) for b in BENCHMARKS}
         avg = float(rec["avg"]) if rec.get("avg") else None
         rows.append(PublishedRow(rec["family"], rec["model"], scores, avg))
     return [r for r in rows if family is None or r.family == family]
+
+
+def outside_interval(published: float, ci: tuple[float, float]) -> bool | None:
+    """Whether a published score lies outside our confidence interval; ``None`` when the interval
+    cannot tell: it has no width (one problem, or every problem scored alike, e.g. ``[0.0, 0.0]``),
+    so the bootstrap saw no spread and "outside" would mark every published row as a difference."""
+    low, high = ci
+    if not high - low > 1e-9:
+        return None
+    return not low <= published <= high
 
 
 def families() -> list[str]:

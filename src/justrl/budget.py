@@ -12,9 +12,12 @@ Attention's quadratic term is added per token as ``2 * n_layers * context * d_mo
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from justrl.errors import ConfigError, DataError, ModelLoadError
 from justrl.recipe import Recipe
 
 
@@ -38,6 +41,25 @@ class ModelShape:
         attn = d * heads * head_dim + 2 * d * kv_heads * head_dim + heads * head_dim * d
         mlp = 3 * d * inter  # gated MLP: gate, up, down
         return cls(params=float(layers * (attn + mlp)), n_layers=layers, d_model=d)
+
+
+def model_shape(model: str | None) -> ModelShape:
+    """The shape of a model from its config (a local folder or hub id); the paper's 1.5B without one."""
+    if not model:
+        return QWEN2_1_5B
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
+        raise ModelLoadError(f"{model}: no such model folder")
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model)
+    except Exception as exc:  # OSError, ValueError, hub errors: all "this is not a model config"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"{model}: cannot read a model config ({reason})") from exc
+    try:
+        return ModelShape.from_config(config)
+    except AttributeError as exc:
+        raise ModelLoadError(f"{model}: its config lacks {exc.name!r} (not a decoder-only transformer?)") from exc
 
 
 # DeepSeek-R1-Distill-Qwen-1.5B / OpenMath-Nemotron-1.5B (Qwen2.5-Math-1.5B shape):
@@ -98,24 +120,68 @@ def run_budget(recipe: Recipe, shape: ModelShape, mean_prompt_tokens: float, mea
 
 def gpu_hours(total_flops: float, peak_flops: float = 989e12, utilisation: float = 0.2) -> float:
     """Wall GPU-hours at a given peak (default: H100 bf16 dense) and model-FLOP utilisation."""
+    if not (peak_flops > 0 and 0 < utilisation <= 1):
+        raise ConfigError(f"need a positive peak and a utilisation in (0, 1] (got {peak_flops:g}, {utilisation:g})")
     return total_flops / (peak_flops * utilisation) / 3600
+
+
+def check_assumptions(prompt_tokens: float, response_tokens: float, gpu_tflops: float, mfu: float) -> None:
+    """Refuse assumptions that make the estimate meaningless (zero, negative, infinite, MFU > 1)."""
+    problems = [f"{name} must be a positive number (got {value:g})"
+                for name, value in (("mean prompt tokens", prompt_tokens), ("mean response tokens", response_tokens),
+                                    ("GPU peak TFLOP/s", gpu_tflops))
+                if not (math.isfinite(value) and value > 0)]
+    if not 0 < mfu <= 1:
+        problems.append(f"model-FLOP utilisation (mfu) must be in (0, 1] (got {mfu:g})")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def measured_tokens(run_dir: str | Path) -> tuple[int, float, float]:
     """(steps, mean prompt tokens, mean response tokens) from a native run's ``metrics.jsonl``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run folder")
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise DataError(f"{run_dir}: no metrics.jsonl (token counts are measured from a native run's metrics)")
     steps, prompt_lengths, response_lengths = 0, [], []
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if "response_length/mean" not in row:
+        if not isinstance(row, dict) or not isinstance(row.get("response_length/mean"), (int, float)):
             continue
         steps += 1
         response_lengths.append(row["response_length/mean"])
         if "prompt_length/mean" in row:
             prompt_lengths.append(row["prompt_length/mean"])
     if not steps:
-        raise ValueError(f"{run_dir}: metrics.jsonl has no step with response_length/mean")
+        raise DataError(f"{run_dir}: metrics.jsonl has no step with response_length/mean")
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return steps, mean(prompt_lengths), mean(response_lengths)
+
+
+def estimate(recipe: Recipe, *, model: str | None = None, run_dir: str | Path | None = None,
+             prompt_tokens: float = 150.0, response_tokens: float = 6000.0, gpu_tflops: float = 989.0,
+             mfu: float = 0.2) -> dict[str, Any]:
+    """Everything ``justrl budget`` reports, as plain data (its ``--json`` output).
+
+    Token lengths are measured from ``run_dir`` when given (the assumed prompt length stands in
+    when the run did not log one), else assumed; all inputs are checked before anything is read.
+    """
+    check_assumptions(prompt_tokens, response_tokens, gpu_tflops, mfu)
+    steps, source = None, "assumed"
+    if run_dir is not None:
+        steps, measured_prompt, response_tokens = measured_tokens(run_dir)
+        prompt_tokens = measured_prompt or prompt_tokens
+        source = f"measured over {steps} steps of {run_dir}"
+    shape = model_shape(model)
+    totals = run_budget(recipe, shape, prompt_tokens, response_tokens, steps)
+    return {
+        "recipe": recipe.name, "model": model or "Qwen2 1.5B shape", "params": shape.params,
+        "prompt_tokens": prompt_tokens, "response_tokens": response_tokens, "tokens_source": source,
+        "sequences_per_step": recipe.prompts_per_step * recipe.rollouts_per_prompt, **totals,
+        "gpu_tflops": gpu_tflops, "mfu": mfu,
+        "gpu_hours": gpu_hours(totals["total_flops"], gpu_tflops * 1e12, mfu),
+    }

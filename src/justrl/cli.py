@@ -50,6 +50,7 @@ def _cmd_recipe_list(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from justrl import plots
 
+    plots.check_smoothing(args.smooth)  # before reading any log
     labels = args.label or []
     runs = [plots.load_run(path, labels[i] if i < len(labels) else None) for i, path in enumerate(args.runs)]
     out = plots.plot_runs(runs, args.out, smoothing=args.smooth, title=args.title)
@@ -58,54 +59,50 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from justrl import metrics, plots
+    """Exit 0: every run healthy; 1: an alarm fired; 2 (a JustrlError): a run could not be judged."""
+    import json
 
-    unhealthy = 0
-    for path in args.runs:
-        run = plots.load_run(path)
-        monitor = metrics.HealthMonitor(entropy_floor=args.entropy_floor, patience=args.patience)
-        alarms = metrics.replay_health(run.series, monitor)
-        last = max((max(steps) for steps, _ in run.series.values() if steps), default=0)
-        print(f"{path}: {'healthy' if not alarms else f'{len(alarms)} alarm(s)'} over {last} steps")
-        for step, alarm in alarms:
+    from justrl import metrics
+
+    reports = [metrics.check_health(path, entropy_floor=args.entropy_floor, patience=args.patience)
+               for path in args.runs]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    for report in [] if args.json else reports:
+        state = "healthy" if report.healthy else f"{len(report.alarms)} alarm(s)"
+        print(f"{report.run}: {state} over {report.last_step} steps")
+        for step, alarm in report.alarms:
             print(f"  step {step}: {alarm}")
-        unhealthy += bool(alarms)
-    return 1 if unhealthy else 0
+    return 0 if all(r.healthy for r in reports) else 1
 
 
 def _cmd_budget(args: argparse.Namespace) -> int:
+    import json
+
     from rich.console import Console
     from rich.table import Table
 
     from justrl import budget
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
-    prompt_tokens, response_tokens, source = args.prompt_tokens, args.response_tokens, "assumed"
-    steps = None
-    if args.run_dir:
-        steps, prompt_tokens, response_tokens = budget.measured_tokens(args.run_dir)
-        prompt_tokens = prompt_tokens or args.prompt_tokens
-        source = f"measured over {steps} steps of {args.run_dir}"
-    if args.model:
-        from transformers import AutoConfig
-
-        shape = budget.ModelShape.from_config(AutoConfig.from_pretrained(args.model))
-    else:
-        shape = budget.QWEN2_1_5B
-    totals = budget.run_budget(recipe, shape, prompt_tokens, response_tokens, steps)
+    est = budget.estimate(recipe, model=args.model, run_dir=args.run_dir, prompt_tokens=args.prompt_tokens,
+                          response_tokens=args.response_tokens, gpu_tflops=args.gpu_tflops, mfu=args.mfu)
+    if args.json:
+        print(json.dumps(est, indent=1))
+        return 0
     table = Table(title=f"compute of recipe {recipe.name}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     rows = [
-        ("non-embedding parameters", f"{shape.params:.3g}"),
-        (f"mean prompt / response tokens ({source})", f"{prompt_tokens:,.0f} / {response_tokens:,.0f}"),
-        ("sequences per step", f"{recipe.prompts_per_step * recipe.rollouts_per_prompt:,}"),
-        ("steps", f"{totals['steps']:,}"),
-        ("FLOPs per step", f"{totals['flops_per_step']:.3e}"),
-        ("share spent generating", f"{totals['generation_share']:.0%}"),
-        ("total FLOPs", f"{totals['total_flops']:.3e}"),
-        (f"GPU-hours at {args.gpu_tflops:g} TFLOP/s peak, {args.mfu:.0%} utilisation",
-         f"{budget.gpu_hours(totals['total_flops'], args.gpu_tflops * 1e12, args.mfu):,.0f}"),
+        ("non-embedding parameters", f"{est['params']:.3g}"),
+        (f"mean prompt / response tokens ({est['tokens_source']})",
+         f"{est['prompt_tokens']:,.0f} / {est['response_tokens']:,.0f}"),
+        ("sequences per step", f"{est['sequences_per_step']:,}"),
+        ("steps", f"{est['steps']:,}"),
+        ("FLOPs per step", f"{est['flops_per_step']:.3e}"),
+        ("share spent generating", f"{est['generation_share']:.0%}"),
+        ("total FLOPs", f"{est['total_flops']:.3e}"),
+        (f"GPU-hours at {args.gpu_tflops:g} TFLOP/s peak, {args.mfu:.0%} utilisation", f"{est['gpu_hours']:,.0f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -114,13 +111,38 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from justrl import evaluate
 
     config = evaluate.EvalConfig(
         model=args.model, benchmarks=[args.benchmarks], backend=args.backend, workers=args.workers,
         data_dir=args.data_dir, out=args.out, judge_model=args.judge_model,
     )
-    evaluate.run(evaluate.apply_overrides(config, args.overrides))
+    result = evaluate.run(evaluate.apply_overrides(config, args.overrides))
+    evaluate.print_table(result.summary, Console(width=max(160, Console().width)))
+    print(f"wrote {result.report}, {result.chart} and {result.out_dir / evaluate.RESULTS_FILE}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from justrl import grading
+    from justrl.errors import EvalError
+
+    judge = None
+    if args.judge_model:
+        from justrl.judge import load_judge
+
+        judge = load_judge(args.judge_model, include_question=args.judge_with_question)
+    report = grading.grade_dir(args.dir, args.verifier, judge, args.tokenizer,
+                               timeout_s=args.timeout, workers=args.workers)
+    if not report["files"]:
+        raise EvalError(f"no generation files in {args.dir}")
+    for line in grading.summary_lines(report):
+        print(line)
+    print(f"wrote {Path(args.dir) / grading.RESULTS_FILE}")
     return 0
 
 
@@ -200,7 +222,7 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
     result = data_export.export(args.source, args.out, suffix=recipe.prompt_suffix, split=args.split,
-                                data_dir=args.data_dir, limit=args.limit)
+                                data_dir=args.data_dir, limit=args.limit, answer_from=recipe.answer_from)
     print(f"{result.path}: {result.rows} problems in verl's schema (split {args.split}; "
           f"{result.read} read from {args.source}, duplicates dropped)")
     return 0
@@ -245,19 +267,22 @@ def _add_recipe(sub: Any) -> None:
 def _add_plot(sub: Any) -> None:
     p_plot = sub.add_parser("plot", help="draw entropy / reward / response-length curves of one or more runs")
     p_plot.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
-    p_plot.add_argument("--out", default="dynamics.png", help="PNG to write (default: dynamics.png)")
+    p_plot.add_argument("-o", "--out", default="dynamics.png", help="PNG to write (default: dynamics.png)")
     p_plot.add_argument("--label", action="append", help="legend label per run, in order (repeatable)")
-    p_plot.add_argument("--smooth", type=float, default=0.0, help="EMA smoothing weight in [0, 1)")
+    p_plot.add_argument("--smooth", type=float, default=0.0,
+                        help="EMA smoothing weight in [0, 1) (default 0: as logged)")
     p_plot.add_argument("--title", default=None)
     p_plot.set_defaults(func=_cmd_plot)
 
 
 def _add_health(sub: Any) -> None:
-    p_health = sub.add_parser("health", help="replay the health alarms over runs' logs (exit 1 if any fired)")
+    p_health = sub.add_parser(
+        "health", help="replay the health alarms over runs' logs (exit 0 healthy, 1 an alarm fired, 2 an error)")
     p_health.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
-    p_health.add_argument("--entropy-floor", type=float, default=0.02, help="entropy (nats) counted as collapse")
-    p_health.add_argument("--patience", type=int, default=5, help="steps a condition must hold to alarm")
-    p_health.set_defaults(func=_cmd_health)
+    p_health.add_argument("--entropy-floor", type=float, default=0.02,
+                          help="entropy (nats, >= 0) counted as collapse")
+    p_health.add_argument("--patience", type=int, default=5, help="steps (>= 1) a condition must hold to alarm")
+    _add_json_flag(p_health, "the reports", _cmd_health)
 
 
 def _add_budget(sub: Any) -> None:
@@ -266,11 +291,19 @@ def _add_budget(sub: Any) -> None:
     p_budget.add_argument("overrides", nargs="*", metavar="key=value")
     p_budget.add_argument("--run-dir", help="measure token counts from this run's metrics.jsonl")
     p_budget.add_argument("--model", help="model path/id whose config gives the shape (default: Qwen2 1.5B)")
-    p_budget.add_argument("--prompt-tokens", type=float, default=150.0, help="assumed mean prompt length")
-    p_budget.add_argument("--response-tokens", type=float, default=6000.0, help="assumed mean response length")
-    p_budget.add_argument("--gpu-tflops", type=float, default=989.0, help="peak TFLOP/s of one GPU (H100 bf16)")
-    p_budget.add_argument("--mfu", type=float, default=0.2, help="model-FLOP utilisation to assume")
-    p_budget.set_defaults(func=_cmd_budget)
+    p_budget.add_argument("--prompt-tokens", type=float, default=150.0, help="assumed mean prompt length (> 0)")
+    p_budget.add_argument("--response-tokens", type=float, default=6000.0,
+                          help="assumed mean response length (> 0)")
+    p_budget.add_argument("--gpu-tflops", type=float, default=989.0,
+                          help="peak TFLOP/s of one GPU (> 0; default: H100 bf16)")
+    p_budget.add_argument("--mfu", type=float, default=0.2, help="model-FLOP utilisation to assume, in (0, 1]")
+    _add_json_flag(p_budget, "the estimate", _cmd_budget)
+
+
+def _add_json_flag(parser: argparse.ArgumentParser, what: str, handler: Any) -> None:
+    """``--json``: the command's result as JSON on stdout (for scripts), and the command's handler."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+    parser.set_defaults(func=handler)
 
 
 def _add_train(sub: Any) -> None:
@@ -328,7 +361,8 @@ def _add_data(sub: Any) -> None:
     p_export.add_argument("--recipe", default=None, help="preset or YAML file whose prompt_suffix is used")
     p_export.add_argument("overrides", nargs="*", metavar="key=value", help="override recipe fields")
     p_export.add_argument("--split", choices=["train", "test"], default="train", help="extra_info.split")
-    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, for benchmark names")
+    p_export.add_argument("--data-dir", default=None, help="folder with NAME/test.parquet, or 'download' for the pinned download "
+                                                            "(default: the copy packaged with justrl)")
     p_export.add_argument("--limit", type=int, default=None, help="keep the first N problems")
     p_export.set_defaults(func=_cmd_data_export)
 
@@ -353,7 +387,8 @@ def _add_eval(sub: Any) -> None:
     p_eval.add_argument("--workers", type=int, default=1,
                         help="Ray actors to spread samples over (local, or the cluster in RAY_ADDRESS)")
     p_eval.add_argument("--data-dir", default=None,
-                        help="folder with NAME/test.parquet per benchmark (default: download once into a cache)")
+                        help="folder with NAME/test.parquet per benchmark, or 'download' for the pinned "
+                             "download (default: the copy packaged with justrl)")
     p_eval.add_argument("--out", default=None, help="output folder (default: runs/eval/<model name>)")
     p_eval.add_argument("--judge-model", default=None,
                         help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
@@ -362,9 +397,28 @@ def _add_eval(sub: Any) -> None:
 
 
 def _add_grade(sub: Any) -> None:
-    from justrl import grading  # `justrl grade`: arguments and handler live in justrl.grading
+    from justrl import verifiers
 
-    grading.add_parser(sub)
+    p_grade = sub.add_parser(
+        "grade", help="grade release-format generation files (JSONL) into grading_results.json",
+        description=(
+            "Grade every {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl file in DIR (lines with example_id, prompt, "
+            "answer, seed, response) and write DIR/grading_results.json: avg@n, pass@n, pass@k, "
+            "solve_none/all, distinct 4-grams, output length, responses without \\boxed, and which "
+            "grading stage settled the answers."
+        ),
+    )
+    p_grade.add_argument("dir", help="folder with the generation files")
+    p_grade.add_argument("--verifier", default="justrl-eval", choices=verifiers.known_verifiers(),
+                         help="grader (default justrl-eval: release-rule, then lenient, then the judge if given); "
+                         "release-rule + --judge-model reproduces the release's protocol")
+    p_grade.add_argument("--judge-model", default=None, help="model judge (CompassVerifier-3B in the paper)")
+    p_grade.add_argument("--judge-with-question", action="store_true",
+                         help="send the problem to the judge too (the release sends an empty question)")
+    p_grade.add_argument("--tokenizer", default=None, help="tokenizer for output lengths in tokens (else characters)")
+    p_grade.add_argument("--timeout", type=float, default=verifiers.DEFAULT_TIMEOUT_S, help="seconds per answer")
+    p_grade.add_argument("--workers", type=int, default=None, help="verification processes (default: CPUs)")
+    p_grade.set_defaults(func=_cmd_grade)
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:

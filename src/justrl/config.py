@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from justrl.errors import ConfigError
+from justrl.errors import ConfigError, JustrlError
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _NONE = ("none", "null", "~", "")
 
 
-def coerce(key: str, value: Any, hint: Any, error: type[ConfigError] = ConfigError) -> Any:
+def coerce(key: str, value: Any, hint: Any, error: type[JustrlError] = ConfigError) -> Any:
     """``value`` converted to the type ``hint`` declares, or :class:`ConfigError` naming ``key``.
 
     Strings are what a command line gives: ``"1e-5"`` for a float, ``"1_000"`` or ``"1,000"`` for
@@ -34,13 +34,13 @@ def coerce(key: str, value: Any, hint: Any, error: type[ConfigError] = ConfigErr
     if origin in (typing.Union, types.UnionType):
         if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
             return None
-        last: ConfigError | None = None
+        last: JustrlError | None = None
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return coerce(key, value, arg, error)
-            except ConfigError as exc:
+            except error as exc:
                 last = exc
         raise last or error(f"{key}: cannot use {value!r}")
     if origin in (list, tuple):
@@ -89,7 +89,7 @@ def coerce(key: str, value: Any, hint: Any, error: type[ConfigError] = ConfigErr
     raise error(f"{key}: unsupported type {hint}")
 
 
-def parse_overrides(items: typing.Iterable[str], error: type[ConfigError] = ConfigError) -> dict[str, str]:
+def parse_overrides(items: typing.Iterable[str], error: type[JustrlError] = ConfigError) -> dict[str, str]:
     """``["lr=1e-5", "val_data=AIME24,AIME25"]`` -> ``{"lr": "1e-5", ...}`` (strings, typed later).
 
     Dashes in keys are read as underscores (``max-tokens=64`` is ``max_tokens``).
@@ -105,7 +105,7 @@ def parse_overrides(items: typing.Iterable[str], error: type[ConfigError] = Conf
 
 def apply(obj: Any, updates: dict[str, Any], *, source: str = "override",
           allowed: typing.Collection[str] | None = None, what: str = "key",
-          error: type[ConfigError] = ConfigError) -> Any:
+          error: type[JustrlError] = ConfigError) -> Any:
     """A copy of dataclass ``obj`` with ``updates`` typed and applied; unknown keys are refused."""
     hints = typing.get_type_hints(type(obj))
     known = set(allowed) if allowed is not None else {f.name for f in dataclasses.fields(obj)}

@@ -16,7 +16,8 @@ managers read:
 Sources are anything :func:`justrl.problems.load` reads (a parquet/JSONL file, a benchmark
 folder, a hub dataset name such as ``BytedTsinghua-SIA/DAPO-Math-17k``; deduplicated, since the
 published DAPO-Math-17k parquet repeats every prompt), or a benchmark name (``AIME24``) found in
-``--data-dir`` or the benchmark download cache.
+``--data-dir`` or the copy packaged with justrl. A MATH-style file (a worked ``solution`` and no
+answer column) is refused unless ``answer_from="solution"`` asks for its boxed answers.
 """
 
 from __future__ import annotations
@@ -71,11 +72,12 @@ def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train"
 
 
 def load_source(source: str, *, data_dir: str | Path | None = None, dedupe: bool = True,
-                limit: int | None = None) -> tuple[list[Problem], int]:
+                limit: int | None = None, answer_from: str = "answer") -> tuple[list[Problem], int]:
     """The problems of ``source`` (deduplicated) and how many the source held before that.
 
     ``source`` is a file or folder, a hub dataset name, or the name of one of the paper's
-    benchmarks (looked up in ``data_dir``, else downloaded once into the benchmark cache).
+    benchmarks (looked up in ``data_dir``, else the copy packaged with justrl). ``answer_from``
+    as in :func:`justrl.problems.load` (``solution``: MATH-style files, the boxed answer).
     """
     bench = _benchmark_named(source)
     if bench is not None:
@@ -83,7 +85,7 @@ def load_source(source: str, *, data_dir: str | Path | None = None, dedupe: bool
 
         found = benchmarks.load_problems(benchmarks.locate([bench], data_dir)[bench.name])
     else:
-        found = problems_mod.load(source, dedupe=False)
+        found = problems_mod.load(source, dedupe=False, answer_from=answer_from)
     kept = unique(found) if dedupe else found
     return (kept if limit is None else kept[:limit]), len(found)
 
@@ -131,8 +133,9 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
 
 
 def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: str = "train",
-           data_dir: str | Path | None = None, limit: int | None = None) -> ExportResult:
+           data_dir: str | Path | None = None, limit: int | None = None,
+           answer_from: str = "answer") -> ExportResult:
     """Load ``source`` (deduplicated) and write it in verl's schema; see the module docstring."""
-    kept, read = load_source(source, data_dir=data_dir, limit=limit)
+    kept, read = load_source(source, data_dir=data_dir, limit=limit, answer_from=answer_from)
     path = export_verl(kept, out, suffix=suffix, split=split)
     return ExportResult(path=path, rows=len(kept), read=read)

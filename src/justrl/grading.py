@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from justrl import verifiers
+from justrl import logs, verifiers
+from justrl.errors import EvalError
+from justrl.io import atomic_write_json
 from justrl.verifiers import Judge, Verdict
 
-RESULTS_FILE = "grading_results.json"
+log = logs.get(__name__)
+
+RESULTS_FILE = "grading_results.json"  # the release's name
 FILENAME_PATTERN = re.compile(
     r"_t(?P<temperature>[\d.]+)_p(?P<top_p>[\d.]+)_n(?P<n>\d+)-MNT(?P<max_tokens>\d+)"
 )  # the release's parse_hyperparameters_from_filename
@@ -233,16 +237,16 @@ def _length_fn(tokenizer: Any) -> tuple[Callable[[str], int], str]:
     return (lambda text: len(tokenizer.encode(text))), "tokens"
 
 
-def _discover(folder: Path, log: Callable[[str], None]) -> list[GenerationFile]:
+def _discover(folder: Path) -> list[GenerationFile]:
     files = []
     for path in sorted(folder.glob("*.jsonl")):
         params = parse_filename(path.name)
         if params is None:
-            log(f"skipping {path.name}: not named {{task}}_t{{T}}_p{{P}}_n{{N}}-MNT{{M}}.jsonl")
+            log.info("skipping %s: not named {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl", path.name)
             continue
         gen = read_generation_file(path, params)
         for problem in gen.malformed:
-            log(f"malformed line skipped: {problem}")
+            log.warning("malformed line skipped: %s", problem)
         files.append(gen)
     return files
 
@@ -257,12 +261,12 @@ def _verify_all(
 ) -> list[Verdict]:
     responses = [s.response for f in files for s in f.samples]
     truths = [s.answer for f in files for s in f.samples]
-    if not show_progress or not responses:
+    if not show_progress or not logs.progress_enabled() or not responses:
         return verifiers.verify_batch(verifier, responses, truths, timeout_s=timeout_s, workers=workers)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, console=logs.console(), transient=False) as bar:
         task = bar.add_task("grading", total=len(responses))
         return verifiers.verify_batch(
             verifier,
@@ -282,9 +286,8 @@ def grade_dir(
     *,
     timeout_s: float = verifiers.DEFAULT_TIMEOUT_S,
     workers: int | None = None,
-    show_progress: bool = False,
+    show_progress: bool = True,
     write: bool = True,
-    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Grade every release-format JSONL file in ``path``; write and return the results.
 
@@ -292,14 +295,15 @@ def grade_dir(
     :mod:`justrl.judge`) then grades what the verifier rejects, as the release's protocol does.
     ``tokenizer`` (an object with ``encode`` or a path) measures output length in tokens, else in
     characters. Returns ``{"grader": ..., "files": {file name: metrics}, "malformed_lines": [...]}``
-    and writes it to ``path/grading_results.json`` unless ``write`` is false.
+    and writes it to ``path/grading_results.json`` unless ``write`` is false. Skipped files and
+    lines are logged; a progress bar is drawn on :func:`justrl.logs.console` unless
+    ``show_progress`` is false or :func:`justrl.logs.progress_enabled` is.
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a directory")
+        raise EvalError(f"{folder}: not a directory")
     verifiers.get(verifier)  # unknown names fail before any work
-    say = log or (lambda message: None)
-    files = _discover(folder, say)
+    files = _discover(folder)
     verdicts = _verify_all(files, verifier, timeout_s=timeout_s, workers=workers, show_progress=show_progress)
     judged = [False] * len(verdicts)
     if judge is not None:
@@ -338,7 +342,7 @@ def grade_dir(
         "malformed_lines": [str(m) for gen in files for m in gen.malformed],
     }
     if write:
-        (folder / RESULTS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        atomic_write_json(folder / RESULTS_FILE, report, indent=2)
     return report
 
 
@@ -360,76 +364,3 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if report["malformed_lines"]:
         lines.append(f"{len(report['malformed_lines'])} malformed line(s) skipped")
     return lines
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: ``justrl grade DIR [--verifier NAME] [--judge-model PATH] [--tokenizer PATH]``
-# --------------------------------------------------------------------------------------------
-
-
-def add_parser(subparsers: Any) -> None:
-    """Register the ``grade`` subcommand on ``justrl``'s subparsers."""
-    p = subparsers.add_parser(
-        "grade",
-        help="grade release-format generation files (JSONL) into grading_results.json",
-        description=(
-            "Grade every {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl file in DIR (lines with example_id, prompt, "
-            "answer, seed, response) and write DIR/grading_results.json: avg@n, pass@n, pass@k, "
-            "solve_none/all, distinct 4-grams, output length, responses without \\boxed, and which "
-            "grading stage settled the answers."
-        ),
-    )
-    p.add_argument("dir", help="folder with the generation files")
-    p.add_argument(
-        "--verifier",
-        default="justrl-eval",
-        choices=verifiers.known_verifiers(),
-        help="grader (default justrl-eval: release-rule, then lenient, then the judge if given); "
-        "release-rule + --judge-model reproduces the release's protocol",
-    )
-    p.add_argument("--judge-model", default=None, help="model judge (CompassVerifier-3B in the paper)")
-    p.add_argument(
-        "--judge-with-question",
-        action="store_true",
-        help="send the problem to the judge too (the release sends an empty question)",
-    )
-    p.add_argument(
-        "--tokenizer", default=None, help="tokenizer for output lengths in tokens (else characters)"
-    )
-    p.add_argument("--timeout", type=float, default=verifiers.DEFAULT_TIMEOUT_S, help="seconds per answer")
-    p.add_argument("--workers", type=int, default=None, help="verification processes (default: CPUs)")
-    p.set_defaults(func=cli_main)
-
-
-def cli_main(args: Any) -> int:
-    import sys
-
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    judge = None
-    if args.judge_model:
-        from justrl.judge import load_judge
-
-        judge = load_judge(args.judge_model, include_question=args.judge_with_question)
-    try:
-        report = grade_dir(
-            args.dir,
-            args.verifier,
-            judge,
-            args.tokenizer,
-            timeout_s=args.timeout,
-            workers=args.workers,
-            show_progress=True,
-            log=lambda message: console.print(message, markup=False),
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"justrl grade: {exc}", file=sys.stderr)
-        return 2
-    if not report["files"]:
-        print(f"justrl grade: no generation files in {args.dir}", file=sys.stderr)
-        return 2
-    for line in summary_lines(report):
-        print(line)
-    print(f"wrote {Path(args.dir) / RESULTS_FILE}")
-    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,15 +78,21 @@ class _StderrHandler(logging.StreamHandler):
 
 def quiet_transformers() -> None:
     """Keep transformers' and huggingface_hub's warnings and progress bars out of our output,
-    unless the CLI runs with ``--verbose``."""
+    unless the CLI runs with ``--verbose``.
+
+    Cheap to call: the environment variables cover a later import; the libraries are only told
+    directly when they are already imported (importing transformers takes seconds).
+    """
     if _state["verbose"]:
         return
-    with contextlib.suppress(ImportError):
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
         import transformers
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-    with contextlib.suppress(ImportError):
+    if "huggingface_hub" in sys.modules:
         import huggingface_hub
 
         huggingface_hub.utils.disable_progress_bars()

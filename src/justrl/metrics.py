@@ -4,8 +4,10 @@ A step's metrics are a flat ``dict[str, float]`` keyed by verl's names where ver
 of the native engine and of verl plot and compare with the same code. :data:`STEP_METRICS` lists
 the names every training step carries (validation adds ``val-core/<source>/acc/mean@<n>``).
 
-Sinks take ``(step, metrics)``; :class:`HealthMonitor` turns a stream of steps into warnings a
-human should see (entropy collapse, a reward that no longer moves, non-finite values).
+Sinks take ``(step, metrics)``: JSONL, TensorBoard, the console, and Weights & Biases (``loggers``
+names them). :class:`HealthMonitor` turns a stream of steps into warnings a human should see
+(entropy collapse, a reward that no longer moves, non-finite values); :func:`check_health` replays
+it over a run's logs (``justrl health``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from justrl.errors import BackendUnavailable, ConfigError, DataError
+from justrl.io import atomic_write_text
 
 Metrics = dict[str, float]
 
@@ -101,6 +107,39 @@ class TensorBoardSink:
         self._writer.close()
 
 
+class WandbSink:
+    """Metrics to Weights & Biases (``pip install wandb``), into the project ``$WANDB_PROJECT`` (default
+    ``justrl``). ``WANDB_MODE=offline`` writes the run below ``RUN/wandb`` for a later ``wandb sync``.
+
+    The W&B run id is kept in ``RUN/wandb_run_id``: a resumed run continues the same W&B run rather
+    than starting a second one with overlapping steps.
+    """
+
+    ID_FILE = "wandb_run_id"
+
+    def __init__(self, run_dir: str | Path, *, name: str | None = None,
+                 config: dict[str, Any] | None = None) -> None:
+        try:
+            import wandb
+        except ImportError as exc:
+            raise BackendUnavailable("loggers=wandb needs the wandb package (pip install wandb)") from exc
+        run_dir = Path(run_dir)
+        id_file = run_dir / self.ID_FILE
+        run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(6)
+        self._run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "justrl"), name=name or run_dir.name, id=run_id,
+            resume="allow", dir=str(run_dir), config=config or {}, reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True),
+        )
+        atomic_write_text(id_file, run_id)
+
+    def log(self, step: int, metrics: Metrics) -> None:
+        self._run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self._run.finish()
+
+
 class ConsoleSink:
     """A rich progress bar showing reward, accuracy, entropy and response length of the last step."""
 
@@ -133,24 +172,37 @@ class ConsoleSink:
 
 
 def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: int,
-               warn: Callable[[str], None]) -> list[Sink]:
-    """The sinks the recipe's ``loggers`` name; an unavailable optional sink is skipped with a warning."""
+               warn: Callable[[str], None], *, name: str | None = None,
+               config: dict[str, Any] | None = None) -> list[Sink]:
+    """The sinks the recipe's ``loggers`` name; an unavailable optional sink is skipped with a warning.
+
+    ``name`` and ``config`` (the recipe as a dict) label the W&B run.
+    """
     sinks: list[Sink] = []
-    for name in names:
-        if name == "jsonl":
+    for logger in names:
+        if logger == "jsonl":
             sinks.append(JsonlSink(run_dir / "metrics.jsonl"))
-        elif name == "tensorboard":
+        elif logger == "tensorboard":
             try:
                 sinks.append(TensorBoardSink(run_dir / "tensorboard"))
             except ImportError:
                 warn("tensorboard is not installed; skipping the TensorBoard sink (pip install tensorboard)")
-        elif name == "console":
+        elif logger == "console":
             sinks.append(ConsoleSink(total_steps, start_step))
-        elif name == "wandb":
-            warn("the native engine has no W&B sink; use jsonl/tensorboard (skipping wandb)")
+        elif logger == "wandb":
+            try:
+                sinks.append(WandbSink(run_dir, name=name, config=config))
+            except BackendUnavailable as exc:
+                warn(f"{exc}; skipping the W&B sink")
+            except Exception as exc:  # wandb raises its own types (no API key, no network, ...)
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                warn(f"W&B could not start ({reason}); skipping the W&B sink (WANDB_MODE=offline logs locally)")
         else:
-            warn(f"unknown logger {name!r}; known: console, jsonl, tensorboard")
+            warn(f"unknown logger {logger!r}; known: {', '.join(LOGGERS)}")
     return sinks
+
+
+LOGGERS = ("console", "jsonl", "tensorboard", "wandb")
 
 
 # --- health alarms --------------------------------------------------------------------------------
@@ -173,6 +225,19 @@ class HealthMonitor:
     """Consecutive steps a condition must hold before its alarm fires."""
     first_entropy: float | None = None
     streaks: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
+            problems.append(f"patience must be a whole number of steps >= 1 (got {self.patience})")
+        if not (math.isfinite(self.entropy_floor) and self.entropy_floor >= 0):
+            problems.append(f"entropy floor must be a number >= 0 (got {self.entropy_floor})")
+        if not (math.isfinite(self.entropy_ceiling_factor) and self.entropy_ceiling_factor > 1):
+            problems.append(f"entropy ceiling factor must be > 1 (got {self.entropy_ceiling_factor})")
+        if not 0 <= self.clip_ratio_ceiling <= 1:
+            problems.append(f"clip ratio ceiling must be in [0, 1] (got {self.clip_ratio_ceiling})")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def check(self, metrics: Metrics) -> list[str]:
         alarms: list[str] = []
@@ -233,3 +298,38 @@ def replay_health(series: dict[str, tuple[list[int], list[float]]],
             by_step.setdefault(step, {})[key] = value
     monitor = monitor or HealthMonitor()
     return [(step, alarm) for step in sorted(by_step) for alarm in monitor.check(by_step[step])]
+
+
+@dataclass
+class HealthReport:
+    """What :func:`check_health` found in one run's logs."""
+
+    run: str
+    last_step: int
+    """The last training step logged."""
+    alarms: list[tuple[int, str]]
+    """(step, message) of every alarm, in step order."""
+
+    @property
+    def healthy(self) -> bool:
+        return not self.alarms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "healthy": self.healthy, "last_step": self.last_step,
+                "alarms": [{"step": step, "message": message} for step, message in self.alarms]}
+
+
+def check_health(path: str | Path, *, entropy_floor: float = 0.02, patience: int = 5) -> HealthReport:
+    """Replay the health alarms over a run's logs (``metrics.jsonl`` or verl's TensorBoard events).
+
+    A run that logged no training step (a missing or empty metrics file, validation only) is a
+    :class:`DataError`, never "healthy": there is nothing to judge.
+    """
+    from justrl import plots
+
+    monitor = HealthMonitor(entropy_floor=entropy_floor, patience=patience)
+    run = plots.load_run(path)
+    trained = [step for key, (steps, _) in run.series.items() if not key.startswith("val") for step in steps]
+    if not trained:
+        raise DataError(f"{path}: no training step logged yet (validation only); nothing to judge")
+    return HealthReport(str(path), max(trained), replay_health(run.series, monitor))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from justrl.errors import BackendUnavailable, ConfigError, DataError
+
 # (metric key, panel title, y label) — the three curves the paper tells its story with, plus
 # validation accuracy when the run logged it.
 CURVES: tuple[tuple[str, str, str], ...] = (
@@ -37,33 +39,40 @@ class RunCurves:
 def read_metrics_jsonl(path: Path) -> dict[str, tuple[list[int], list[float]]]:
     """Series from a ``metrics.jsonl`` (one JSON object a step with a ``step`` field).
 
-    A torn last line (a run killed mid-write) is skipped, not fatal.
+    A torn last line (a run killed mid-write) is skipped, not fatal; a file that is not text is a
+    :class:`DataError`.
     """
     series: dict[str, tuple[list[int], list[float]]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a metrics file (not UTF-8 text)") from exc
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        step = row.get("step") if isinstance(row, dict) else None
+        if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
+            continue
+        if isinstance(row.get("data"), dict):  # verl's file logger: {"step": N, "data": {...}}
+            row = {**row["data"], "step": step}
+        for key, value in row.items():
+            if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            step = row.get("step")
-            if step is None or not isinstance(row, dict):
-                continue
-            if isinstance(row.get("data"), dict):  # verl's file logger: {"step": N, "data": {...}}
-                row = {**row["data"], "step": step}
-            for key, value in row.items():
-                if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
-                    continue
-                if math.isfinite(value):
-                    steps, values = series.setdefault(key, ([], []))
-                    steps.append(int(step))
-                    values.append(float(value))
+            if math.isfinite(value):
+                steps, values = series.setdefault(key, ([], []))
+                steps.append(int(step))
+                values.append(float(value))
     return series
 
 
 def read_tensorboard(directory: Path) -> dict[str, tuple[list[int], list[float]]]:
     """Scalar series from TensorBoard event files below ``directory`` (verl's ``tensorboard`` logger)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError as exc:
+        raise BackendUnavailable(f"{directory}: reading TensorBoard logs needs `pip install tensorboard`") from exc
 
     series: dict[str, tuple[list[int], list[float]]] = {}
     for events in sorted(directory.rglob("events.out.tfevents.*")):
@@ -79,16 +88,21 @@ def read_tensorboard(directory: Path) -> dict[str, tuple[list[int], list[float]]
 
 def load_run(path: str | Path, label: str | None = None) -> RunCurves:
     """A run's curves from its directory (``metrics.jsonl`` or TensorBoard events) or a JSONL file
-    (ours, or verl's ``file`` logger output)."""
+    (ours, or verl's ``file`` logger output). A path that holds no logged metric (missing, an empty
+    ``metrics.jsonl``, a folder without logs) is a :class:`DataError`: nothing to plot or judge."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such run folder or metrics file")
     if path.is_file():
-        series = read_metrics_jsonl(path)
+        source, series = path, read_metrics_jsonl(path)
     elif (path / "metrics.jsonl").is_file():
-        series = read_metrics_jsonl(path / "metrics.jsonl")
+        source, series = path / "metrics.jsonl", read_metrics_jsonl(path / "metrics.jsonl")
     elif any(path.rglob("events.out.tfevents.*")):
-        series = read_tensorboard(path)
+        source, series = path, read_tensorboard(path)
     else:
-        raise FileNotFoundError(f"{path}: no metrics.jsonl and no TensorBoard event files")
+        raise DataError(f"{path}: no metrics.jsonl and no TensorBoard event files")
+    if not series:
+        raise DataError(f"{source}: no step metrics logged yet (empty, or not a metrics file)")
     _add_validation_mean(series)
     return RunCurves(label or (path.name if path.is_dir() else path.parent.name), series)
 
@@ -110,9 +124,16 @@ def _add_validation_mean(series: dict[str, tuple[list[int], list[float]]]) -> No
     series["val/acc"] = (steps, [sum(by_step[s]) / len(by_step[s]) for s in steps])
 
 
+def check_smoothing(weight: float) -> None:
+    """EMA weights outside [0, 1) do not smooth: 1 draws a flat line, above 1 diverges."""
+    if not 0 <= weight < 1:
+        raise ConfigError(f"smoothing weight must be in [0, 1) (got {weight}); 0 draws the curves as logged")
+
+
 def smooth(values: Sequence[float], weight: float) -> list[float]:
     """Exponential moving average, TensorBoard-style, debiased at the start."""
-    if weight <= 0:
+    check_smoothing(weight)
+    if weight == 0:
         return list(values)
     out, last, norm = [], 0.0, 0.0
     for value in values:
@@ -124,6 +145,7 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
 
 def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 0.0, title: str | None = None) -> Path:
     """Draw the curves of ``runs`` side by side into one PNG; returns its path."""
+    check_smoothing(smoothing)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,7 +153,8 @@ def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 
 
     panels = [c for c in CURVES if any(run.get(c[0])[0] for run in runs)]
     if not panels:
-        raise ValueError("none of the runs logged entropy, reward, response length or validation accuracy")
+        raise DataError(f"{', '.join(r.label for r in runs)}: none of the runs logged entropy, reward, "
+                        "response length or validation accuracy")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (key, panel_title, ylabel) in zip(axes[0], panels):
         # Validation is logged every few steps only: smoothing would drag its last value far from

@@ -4,11 +4,15 @@
 - verl-style parquet (a chat ``prompt`` list whose first message is the problem, and
   ``reward_model.ground_truth``), as the JustRL release ships AIME24, MATH-500, ...;
 - plain parquet or JSONL with a problem column (``problem``/``question``/``prompt``) and an answer
-  column (``answer``/``ground_truth``/``solution``), as HMMT25, BRUMO25, CMIMC25;
+  column (``answer``/``ground_truth``/``final_answer``/``target``), as HMMT25, BRUMO25, CMIMC25;
+- MATH-style files whose only answer is a worked ``solution``, but only when asked
+  (``answer_from="solution"``): the ground truth is then the solution's last ``\\boxed{}``. Taken
+  as it is, a whole worked solution would be a ground truth no response ever matches;
 - a directory holding ``test.parquet`` (a benchmark folder);
 - a Hugging Face dataset name (``BytedTsinghua-SIA/DAPO-Math-17k``), through ``datasets``.
 
-A malformed file raises :class:`ProblemDataError` naming the file, the row and the field.
+A missing, empty or malformed file, or one without a recognisable answer column, raises
+:class:`ProblemDataError` naming the file (and the row and field, or the columns found).
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from typing import Any
 from justrl.errors import ProblemDataError
 
 PROBLEM_KEYS = ("problem", "question", "prompt", "input")
-ANSWER_KEYS = ("answer", "ground_truth", "final_answer", "solution", "target")
+ANSWER_KEYS = ("answer", "ground_truth", "final_answer", "target")
+SOLUTION_KEY = "solution"
+ANSWER_FROM = ("answer", "solution")
+"""Where a plain row's ground truth comes from: an answer column, or the last \\boxed{} of ``solution``."""
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 # DAPO-Math-17k wraps every problem in an instruction to end with "Answer: $Answer". The JustRL
 # recipe asks for \boxed{} instead, so the wrapper is removed and the problem kept.
@@ -74,6 +82,20 @@ def unwrap_boxed(answer: str) -> str:
     return text[len(opener) : -1]
 
 
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None if there is none."""
+    opener = "\\boxed{"
+    start = text.rfind(opener)
+    while start != -1:
+        depth, begin = 0, start + len(opener) - 1
+        for i in range(begin, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                return text[begin + 1 : i]
+        start = text.rfind(opener, 0, start)  # unbalanced: try the one before
+    return None
+
+
 def build_prompt(problem: Problem, suffix: str) -> str:
     """The user message for a problem: its text followed by the recipe's suffix."""
     return problem.prompt + suffix
@@ -84,7 +106,8 @@ def chat_messages(problem: Problem, suffix: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": build_prompt(problem, suffix)}]
 
 
-def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = None) -> list[Problem]:
+def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = None,
+         answer_from: str = "answer") -> list[Problem]:
     """Problems from a file, a benchmark directory or a Hugging Face dataset name.
 
     Args:
@@ -93,7 +116,12 @@ def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = N
         dedupe: drop repeated (prompt, answer) pairs, keeping the first (DAPO-Math-17k's published
             parquet repeats each prompt many times).
         limit: keep at most this many problems.
+        answer_from: ``answer`` (an answer column; the default) or ``solution`` (the last
+            ``\\boxed{}`` of a MATH-style worked ``solution`` column). Rows in verl's schema carry
+            their ground truth explicitly and ignore it.
     """
+    if answer_from not in ANSWER_FROM:
+        raise ProblemDataError(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {answer_from!r})")
     path = Path(path_or_name)
     if path.is_dir():
         candidates = [path / "test.parquet", path / "train.parquet", path / "test.jsonl"]
@@ -102,11 +130,12 @@ def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = N
             raise ProblemDataError(f"{path}: no test.parquet, train.parquet or test.jsonl in this folder")
         path = found
     if path.is_file():
-        rows = _read_rows(path)
+        rows = list(_read_rows(path))
+        _check_columns(_columns(rows), str(path), answer_from)
         source = path.parent.name if path.stem in ("test", "train") else path.stem
-        problems = list(_problems_from_rows(rows, source, str(path)))
-    elif _looks_like_hub_name(str(path_or_name)):
-        problems = _load_hub(str(path_or_name))
+        problems = list(_problems_from_rows(rows, source, str(path), answer_from))
+    elif path.suffix.lower() not in DATA_SUFFIXES and _looks_like_hub_name(str(path_or_name)):
+        problems = _load_hub(str(path_or_name), answer_from)
     else:
         raise ProblemDataError(f"{path_or_name}: no such file or folder, and not a dataset name (owner/name)")
     if dedupe:
@@ -118,50 +147,89 @@ def load(path_or_name: str | Path, *, dedupe: bool = True, limit: int | None = N
     return problems
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every field any row has, in first-seen order."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def _check_columns(columns: list[str], where: str, answer_from: str) -> None:
+    """Refuse a file whose columns cannot give problems and ground truths, naming what it has."""
+    if not columns or ("reward_model" in columns and "prompt" in columns):
+        return  # empty (reported as such), or verl's schema (explicit ground truths)
+    found = f"columns found: {', '.join(columns)}"
+    if not any(k in columns for k in PROBLEM_KEYS):
+        raise ProblemDataError(f"{where}: no problem column (expected one of {', '.join(PROBLEM_KEYS)}); {found}")
+    if answer_from == "solution":
+        if SOLUTION_KEY not in columns:
+            raise ProblemDataError(f"{where}: answer_from=solution but there is no '{SOLUTION_KEY}' column; {found}")
+        return
+    if not any(k in columns for k in ANSWER_KEYS):
+        hint = (f"; '{SOLUTION_KEY}' holds worked solutions, not answers: pass answer_from=solution to use "
+                "the last \\boxed{} of each" if SOLUTION_KEY in columns else "")
+        raise ProblemDataError(
+            f"{where}: no answer column (expected one of {', '.join(ANSWER_KEYS)}); {found}{hint}")
+
+
 def _looks_like_hub_name(name: str) -> bool:
     return bool(re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", name)) and not name.startswith(("./", "../"))
 
 
 def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
     suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise ProblemDataError(f"{path}: unsupported file type {suffix!r} (use .parquet, .jsonl or .json)")
+    if path.stat().st_size == 0:
+        raise ProblemDataError(f"{path}: empty file")
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise ProblemDataError(f"{path}: not a readable parquet file: {exc}") from exc
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ProblemDataError(f"{path}: not a readable parquet file ({reason})") from exc
         yield from table.to_pylist()
-    elif suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            if suffix == ".json" and handle.read(1) == "[":
-                handle.seek(0)
-                try:
-                    yield from json.load(handle)
-                except json.JSONDecodeError as exc:
-                    raise ProblemDataError(f"{path}: invalid JSON: {exc}") from exc
-                return
+        return
+    try:
+        yield from _read_json_rows(path, suffix)
+    except UnicodeDecodeError as exc:
+        raise ProblemDataError(f"{path}: not UTF-8 text (byte {exc.start} of a line)") from exc
+
+
+def _read_json_rows(path: Path, suffix: str) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        if suffix == ".json" and handle.read(1) == "[":
             handle.seek(0)
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ProblemDataError(f"{path}: line {line_no}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise ProblemDataError(f"{path}: line {line_no}: expected a JSON object")
-                yield row
-    else:
-        raise ProblemDataError(f"{path}: unsupported file type {suffix!r} (use .parquet, .jsonl or .json)")
+            try:
+                items = json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise ProblemDataError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise ProblemDataError(f"{path}: item {i}: expected a JSON object")
+                yield item
+            return
+        handle.seek(0)
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ProblemDataError(f"{path}: line {line_no}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise ProblemDataError(f"{path}: line {line_no}: expected a JSON object")
+            yield row
 
 
-def _problems_from_rows(rows: Iterable[dict[str, Any]], source: str, where: str) -> Iterator[Problem]:
+def _problems_from_rows(rows: Iterable[dict[str, Any]], source: str, where: str,
+                        answer_from: str = "answer") -> Iterator[Problem]:
     for row_no, row in enumerate(rows):
-        yield problem_from_row(row, row_no, source, where)
+        yield problem_from_row(row, row_no, source, where, answer_from=answer_from)
 
 
-def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str = "<data>") -> Problem:
+def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str = "<data>", *,
+                     answer_from: str = "answer") -> Problem:
     """One row of either schema as a Problem; errors name ``where``, the row and the field."""
     at = f"{where}: row {row_no}"
     if "reward_model" in row and isinstance(row.get("prompt"), (list, tuple)):
@@ -182,12 +250,10 @@ def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str =
         text = next((row[k] for k in PROBLEM_KEYS if isinstance(row.get(k), str)), None)
         if text is None:
             raise ProblemDataError(f"{at}: no problem text (expected one of the fields {', '.join(PROBLEM_KEYS)})")
-        answer = next((row[k] for k in ANSWER_KEYS if row.get(k) not in (None, "")), None)
-        if answer is None:
-            raise ProblemDataError(f"{at}: no answer (expected one of the fields {', '.join(ANSWER_KEYS)})")
+        answer = _plain_answer(row, at, answer_from)
         pid = next((row[k] for k in ("id", "problem_idx", "idx", "index", "unique_id") if k in row), None)
         src = source
-        meta = {k: v for k, v in row.items() if k not in PROBLEM_KEYS + ANSWER_KEYS}
+        meta = {k: v for k, v in row.items() if k not in (*PROBLEM_KEYS, *ANSWER_KEYS, SOLUTION_KEY)}
     if not isinstance(text, str) or not text.strip():
         raise ProblemDataError(f"{at}: field 'prompt' is empty")
     if isinstance(answer, (int, float)):
@@ -203,7 +269,23 @@ def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str =
     )
 
 
-def _load_hub(name: str) -> list[Problem]:
+def _plain_answer(row: dict[str, Any], at: str, answer_from: str) -> Any:
+    """A plain row's ground truth: its answer field, or the boxed answer of its worked solution."""
+    if answer_from == "solution":
+        solution = row.get(SOLUTION_KEY)
+        if not isinstance(solution, str) or not solution.strip():
+            raise ProblemDataError(f"{at}: field '{SOLUTION_KEY}' is missing or empty")
+        boxed = last_boxed(solution)
+        if boxed is None or not boxed.strip():
+            raise ProblemDataError(f"{at}: field '{SOLUTION_KEY}' has no \\boxed{{}} answer")
+        return boxed.strip()
+    answer = next((row[k] for k in ANSWER_KEYS if row.get(k) not in (None, "")), None)
+    if answer is None:
+        raise ProblemDataError(f"{at}: no answer (expected one of the fields {', '.join(ANSWER_KEYS)})")
+    return answer
+
+
+def _load_hub(name: str, answer_from: str = "answer") -> list[Problem]:
     """A dataset from the Hugging Face hub (needs network, or a populated HF cache)."""
     repo, _, split = name.partition(":")
     try:
@@ -217,7 +299,8 @@ def _load_hub(name: str) -> list[Problem]:
             f"{name}: could not load from the Hugging Face hub ({type(exc).__name__}: {exc}). "
             "Offline? Download it once, or pass a local parquet/JSONL file instead."
         ) from exc
-    return list(_problems_from_rows(iter(data), repo.split("/")[-1], name))
+    _check_columns(list(data.column_names), name, answer_from)
+    return list(_problems_from_rows(iter(data), repo.split("/")[-1], name, answer_from))
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

@@ -6,8 +6,9 @@ generate; the driver receives each finished shard and is the only writer of the 
 a worker that dies loses at most its unfinished shards, which are given to a fresh actor
 (up to ``max_retries`` times each). Nothing already written is touched.
 
-Each actor builds its backend from a picklable zero-argument factory (``justrl.evaluate``'s
-``BackendSpec``): an ``hf`` model on the CPU threads Ray gives it, or one vLLM engine per GPU.
+Each actor builds its backend from a picklable zero-argument factory
+(:class:`justrl.evaluate.BackendSpec`): an ``hf`` model on the CPU threads Ray gives it, or one
+vLLM engine per GPU.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from justrl import logs
 from justrl.errors import WorkerPoolError
+
+log = logs.get(__name__)
 
 
 class PromptItem(Protocol):
@@ -85,7 +89,6 @@ class WorkerPool:
         max_retries: int = 3,
         address: str | None = None,
         in_flight_per_worker: int = 2,
-        log: Callable[[str], None] = print,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -96,7 +99,6 @@ class WorkerPool:
         self.max_retries = max_retries
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.depth = max(1, in_flight_per_worker)
-        self.log = log
         self.restarts = 0  # actors replaced after dying
         self._ray: Any = None
         self._started_ray = False
@@ -198,7 +200,8 @@ class WorkerPool:
             self._kill(actor)
             self._actors[slot] = self._new_actor()
             self.restarts += 1
-            self.log(f"worker {slot} died ({reason}); its shard of {len(shard.items)} samples goes to a new worker")
+            log.warning("worker %d died (%s); its shard of %d samples goes to a new worker",
+                        slot, reason, len(shard.items))
         else:
-            self.log(f"worker {slot} failed a shard ({reason}); retrying it")
+            log.warning("worker %d failed a shard (%s); retrying it", slot, reason)
         queue.appendleft(shard)

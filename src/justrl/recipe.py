@@ -19,6 +19,7 @@ import yaml
 
 from justrl import config
 from justrl.errors import RecipeError
+from justrl.problems import ANSWER_FROM
 
 PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -40,6 +41,8 @@ class Recipe:
     """Appended to every problem; paper: "Please reason step by step, and put your final answer within \\boxed{}"."""
     use_chat_template: bool = True
     """Send the prompt as one user turn through the model's chat template (as verl does)."""
+    answer_from: str = "answer"
+    """Ground truth of plain data files: "answer" (an answer column) or "solution" (the last \\boxed{} of a MATH-style worked solution); paper: answer (DAPO-Math-17k has one)."""
 
     # --- the RL algorithm ---------------------------------------------------------------------
     algorithm: str = "grpo"
@@ -182,6 +185,8 @@ class Recipe:
             problems.append(f"micro_batch_tokens must be >= 0 (got {self.micro_batch_tokens})")
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             problems.append(f"vllm_gpu_memory_utilization must be in (0, 1] (got {self.vllm_gpu_memory_utilization})")
+        if self.answer_from not in ANSWER_FROM:
+            problems.append(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {self.answer_from!r})")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0 for sampling (got {self.temperature})")
         if problems:

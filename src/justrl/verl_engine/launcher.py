@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from justrl import logs
+from justrl import benchmarks, logs
 from justrl.io import atomic_write_text
 from justrl.recipe import Recipe
 from justrl.verl_engine.mapping import VERL_VERSION, deviations, verl_settings
@@ -53,7 +53,8 @@ def _export_lines(recipe: Recipe, plan: VerlPlan, python: str) -> list[str]:
     base = [python, "-m", "justrl.cli", "data", "export", "--format", "verl",
             "--recipe", str(plan.run_dir / "recipe.yaml")]
     if plan.data_dir:
-        base += ["--data-dir", str(Path(plan.data_dir).expanduser().resolve())]
+        data_dir = plan.data_dir if plan.data_dir == benchmarks.DOWNLOAD else str(Path(plan.data_dir).expanduser().resolve())
+        base += ["--data-dir", data_dir]
     jobs: list[tuple[str, str, str]] = []
     if plan.train_files == (str(default_train_file(plan.run_dir)),):
         jobs.append((recipe.train_data, plan.train_files[0], "train"))

@@ -120,6 +120,8 @@ MAPPING: dict[str, Route] = {
                    note="each exported to RUN/data/val/NAME.parquet by the launch script"),
     "prompt_suffix": not_in_verl("in the data: `justrl data export` appends it to every prompt "
                                  "(the release's fork did it with +data.use_boxed_suffix_prompt)"),
+    "answer_from": not_in_verl("in the data: `justrl data export` writes each MATH-style solution's boxed "
+                               "answer as reward_model.ground_truth"),
     "use_chat_template": fixed_in_verl(True, "verl always renders the prompt's chat list with the "
                                              "tokenizer's chat template"),
     # --- the RL algorithm ------------------------------------------------------------------------
