@@ -228,6 +228,25 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from justrl import compare, compare_report
+
+    result = compare.compare(args.dirs, benchmarks=args.benchmarks, resamples=args.resamples, seed=args.seed,
+                             correction=args.correction)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        compare_report.print_table(result, Console(width=max(120, Console().width)))
+    if args.out:
+        report, chart = compare_report.write(result, args.out)
+        print(f"wrote {report} and {chart}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="justrl",
@@ -246,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_eval(sub)
     _add_grade(sub)
+    _add_compare(sub)
     _add_output_flags(parser)
     return parser
 
@@ -419,6 +439,28 @@ def _add_grade(sub: Any) -> None:
     p_grade.add_argument("--timeout", type=float, default=verifiers.DEFAULT_TIMEOUT_S, help="seconds per answer")
     p_grade.add_argument("--workers", type=int, default=None, help="verification processes (default: CPUs)")
     p_grade.set_defaults(func=_cmd_grade)
+
+
+def _add_compare(sub: Any) -> None:
+    p_cmp = sub.add_parser(
+        "compare", help="is B really better than A? paired differences of evaluations, with intervals and p-values",
+        description=(
+            "Compare graded evaluation folders (justrl eval, or release-format folders graded with justrl grade), "
+            "each against the first: per shared benchmark and for their average, the difference in avg@N on the "
+            "shared problems with a paired bootstrap interval and a sign-flip permutation p-value (Holm-adjusted "
+            "over the folders). Folders that differ in temperature, top-p, max tokens, prompt or grader are refused."
+        ),
+    )
+    p_cmp.add_argument("dirs", nargs="+", metavar="DIR", help="evaluation folders; the first is the baseline")
+    p_cmp.add_argument("--benchmarks", default=None, help="comma-separated benchmarks (default: all shared)")
+    p_cmp.add_argument("-o", "--out", default=None,
+                       help="write a markdown report here and the figure beside it (same name, .png)")
+    p_cmp.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
+    p_cmp.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples and sign flips")
+    p_cmp.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    p_cmp.add_argument("--correction", choices=["holm", "bonferroni", "none"], default="holm",
+                       help="multiple-comparison correction over the folders (default: holm)")
+    p_cmp.set_defaults(func=_cmd_compare)
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:
