@@ -56,3 +56,9 @@ def micro_batches(rows: Sequence[int], prompt_lengths: Sequence[int], response_l
     if tokens:
         return token_budget(rows, prompt_lengths, response_lengths, tokens)
     return fixed_count(rows, sequences)
+
+
+def for_rollouts(rollouts, rows: Sequence[int], recipe) -> list[list[int]]:
+    """:func:`micro_batches` of a step's ``rows`` with the recipe's ``micro_batch_tokens`` / ``_sequences``."""
+    return micro_batches(rows, [len(p) for p in rollouts.prompt_ids], [len(r) for r in rollouts.response_ids],
+                         sequences=recipe.micro_batch_sequences, tokens=recipe.micro_batch_tokens)
