@@ -23,15 +23,26 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cycle(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("vllm-cycle")
+def _driver(out: Path, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "vllm_colocated_cycle.py"), str(out)],
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "vllm_colocated_cycle.py"), str(out), *args],
                           capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def cycle(tmp_path_factory) -> dict:
+    return _driver(tmp_path_factory.mktemp("vllm-cycle"))
+
+
+def test_native_trainer_with_the_colocated_engine(tmp_path) -> None:
+    """Two GRPO steps with rollout_backend=vllm: step 2 samples from the weights step 1 trained."""
+    run = _driver(tmp_path / "run", "--train")
+    assert run["steps"] == 2
+    assert all(diff < 1e-4 for diff in run["logprob_diff"])  # sampler and trainer agree, before and after
+    assert run["grad_norm"][0] > 0  # step 1 changed the policy that step 2 sampled from
 
 
 def test_sampler_log_probs_match_the_policy_before_and_after_the_reload(cycle) -> None:

@@ -7,6 +7,7 @@ output is a JSON object the test reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -76,5 +77,30 @@ def main(out_dir: str) -> None:
     print(json.dumps(result), flush=True)
 
 
+class _Stop(Exception):
+    """Ends the run after its last step's metrics (the final plots need matplotlib, not needed here)."""
+
+
+def train(out_dir: str) -> None:
+    """Two native GRPO steps of the CPU demo with ``rollout_backend=vllm``."""
+    from justrl import recipe as R
+    from justrl import trainer
+
+    recipe = R.load("toy", {"rollout_backend": "vllm", "total_steps": 2, "prompts_per_step": 8,
+                            "mini_batch_prompts": 4, "val_before_train": False, "val_every": 100,
+                            "save_every": 100, "loggers": ["jsonl"]})
+    seen: list[dict] = []
+
+    def on_step(step: int, values: dict) -> None:
+        seen.append(values)
+        if step == recipe.total_steps:
+            raise _Stop()
+
+    with contextlib.suppress(_Stop):
+        trainer.train(recipe, out_dir, console=False, on_step=on_step)
+    print(json.dumps({"steps": len(seen), "logprob_diff": [v["rollout/logprob_diff"] for v in seen],
+                      "grad_norm": [v["actor/grad_norm"] for v in seen]}), flush=True)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    (train if "--train" in sys.argv else main)(sys.argv[1])
