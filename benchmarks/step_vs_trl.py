@@ -205,7 +205,7 @@ def main() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    model_dir = toy.prepare(log=lambda _: None)  # the demo's warm-started policy (cached)
+    model_dir = toy.prepare()  # the demo's warm-started policy (cached)
 
     if args.memory_of:
         print(json.dumps(measure_peak(args.memory_of, 3, args.device, model_dir)))

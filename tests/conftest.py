@@ -56,3 +56,57 @@ def _seed_everything() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+# --- the native engine's tests (trainer, rollouts, logprobs, runs) -------------------------------
+
+TRAIN_TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small warm-started toy policy saved with ``save_pretrained`` (right some of the time)."""
+    from justrl import toy
+
+    return toy.prepare(toy.ToyModelConfig(**TRAIN_TINY), toy.WarmStart(steps=60, batch_size=64, lr=1e-2),
+                       cache_dir=tmp_path_factory.mktemp("toy-cache"))
+
+
+@pytest.fixture
+def tiny_recipe(model_dir: Path):
+    """``tiny_recipe(**overrides)``: the toy recipe shrunk to a few seconds a step on ``model_dir``."""
+    from justrl import recipe as R
+
+    def make(**overrides):
+        settings = {
+            "model": str(model_dir), "total_steps": 4, "prompts_per_step": 4, "rollouts_per_prompt": 4,
+            "mini_batch_prompts": 2, "micro_batch_sequences": 8, "max_response_tokens": 8,
+            "val_max_tokens": 8, "val_every": 2, "save_every": 2, "val_samples": 1, "loggers": ["jsonl"],
+            "lr": 1e-3, "warmup_steps": 1,
+        }
+        return R.load("toy", {**settings, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def toy_rollouts(model_dir: Path):
+    """``toy_rollouts(recipe, texts=None)``: ``(model, rollouts)`` sampled from ``model_dir`` for the
+    first training prompts, or for prompts ``texts`` (of different lengths, to exercise padding)."""
+    import torch
+
+    from justrl import runs, toy
+    from justrl.generation import HFGenerator
+    from justrl.problems import Problem
+    from justrl.rollouts import encode_prompts, generate_rollouts
+
+    def make(recipe, texts: list[str] | None = None):
+        model, tokenizer = runs.load_policy(model_dir, torch.device("cpu"), False)
+        problems = toy.make_problems("train")[: recipe.prompts_per_step]
+        if texts is not None:
+            problems = [Problem(str(i), t, "0", "test") for i, t in enumerate(texts)]
+        prompts = encode_prompts(problems, tokenizer, recipe)
+        return model, generate_rollouts(HFGenerator(model, tokenizer), prompts, recipe, seed=5)
+
+    return make

@@ -1,7 +1,9 @@
-"""Metric sinks: the W&B sink in W&B's offline mode, read back from the run file it writes."""
+"""Step metrics: health alarms, the metrics file cut back to a checkpoint on resume, and the W&B sink
+in W&B's offline mode (read back from the run file it writes)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import sys
 from pathlib import Path
@@ -65,30 +67,59 @@ def _history(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
 def test_wandb_sink_logs_steps_offline_and_a_resume_continues_the_same_run(tmp_path, wandb_offline) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    warnings: list[str] = []
-    (sink,) = metrics.make_sinks(["wandb"], run_dir, 10, 0, warnings.append, name="demo", config={"lr": 1e-6})
+    (sink,) = metrics.make_sinks(["wandb"], run_dir, 10, 0, name="demo", config={"lr": 1e-6})
     sink.log(1, {"actor/entropy": 0.5, "critic/score/mean": -0.25})
     sink.log(2, {"actor/entropy": 0.25})
     sink.close()
     run_id = (run_dir / "wandb_run_id").read_text()
     ids, rows = _history(run_dir)
-    assert warnings == [] and ids == [run_id]
+    assert ids == [run_id]
     assert rows == [{"_step": "1", "actor/entropy": "0.5", "critic/score/mean": "-0.25"},
                     {"_step": "2", "actor/entropy": "0.25"}]
 
-    (again,) = metrics.make_sinks(["wandb"], run_dir, 10, 2, warnings.append)  # --resume
+    (again,) = metrics.make_sinks(["wandb"], run_dir, 10, 2)  # --resume
     again.log(3, {"actor/entropy": 0.125})
     again.close()
     ids, rows = _history(run_dir)
     assert ids == [run_id, run_id] and rows[-1] == {"_step": "3", "actor/entropy": "0.125"}
 
 
-def test_wandb_not_installed_is_a_warning_not_a_crash(tmp_path, monkeypatch) -> None:
+def test_wandb_not_installed_is_a_warning_not_a_crash(tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
-    warnings: list[str] = []
-    sinks = metrics.make_sinks(["wandb", "jsonl"], tmp_path, 10, 0, warnings.append)
+    sinks = metrics.make_sinks(["wandb", "jsonl"], tmp_path, 10, 0)
     assert [type(s).__name__ for s in sinks] == ["JsonlSink"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["loggers=wandb needs the wandb package (pip install wandb); skipping the W&B sink"]
     sinks[0].close()
-    assert metrics.make_sinks(["mlflow"], tmp_path, 10, 0, warnings.append) == []
-    assert warnings[-1] == "unknown logger 'mlflow'; known: console, jsonl, tensorboard, wandb"
+    assert metrics.make_sinks(["mlflow"], tmp_path, 10, 0) == []
+    assert caplog.records[-1].getMessage() == "unknown logger 'mlflow'; known: console, jsonl, tensorboard, wandb"
+
+
+def test_health_monitor_fires_each_alarm_once_per_episode() -> None:
+    monitor = metrics.HealthMonitor(patience=3)
+    healthy = {"actor/entropy": 0.5, "batch/groups_with_signal": 0.5, "response_length/clip_ratio": 0.0}
+    assert monitor.check(healthy) == []
+    collapsed = [monitor.check({**healthy, "actor/entropy": 0.001}) for _ in range(5)]
+    assert [len(a) for a in collapsed] == [0, 0, 1, 0, 0] and "entropy collapse" in collapsed[2][0]
+    stuck = [monitor.check({**healthy, "batch/groups_with_signal": 0.0}) for _ in range(3)]
+    assert "reward stuck" in stuck[2][0]
+    assert "non-finite metrics: actor/pg_loss" in monitor.check({**healthy, "actor/pg_loss": float("nan")})[0]
+    again = metrics.HealthMonitor(patience=3)
+    again.load_state_dict(json.loads(json.dumps(monitor.state_dict())))
+    assert again == monitor
+
+
+def test_truncate_jsonl_keeps_the_steps_up_to_the_checkpoint(tmp_path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    sink = metrics.JsonlSink(path)
+    for step in range(5):
+        sink.log(step, {"critic/score/mean": step / 4, "actor/grad_norm": float("nan")})
+    sink.close()
+    with path.open("a") as handle:
+        handle.write('{"step": 5, "critic/sc')  # a writer killed mid-line
+    metrics.truncate_jsonl(path, 2)
+    records = metrics.read_jsonl(path)
+    assert [r["step"] for r in records] == [0, 1, 2] and records[2]["critic/score/mean"] == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary file left
+    metrics.truncate_jsonl(tmp_path / "absent.jsonl", 2)  # nothing to cut: no error, no file
+    assert not (tmp_path / "absent.jsonl").exists()

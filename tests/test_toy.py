@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from justrl import toy
+from justrl import logs, toy
 from justrl.verifiers import dapo_reward
 
 TINY = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -57,17 +57,18 @@ def test_warm_start_lowers_the_loss() -> None:
 
 def test_prepare_caches_the_warm_start(tmp_path) -> None:
     warm = toy.WarmStart(steps=3, batch_size=8)
-    messages: list[str] = []
-    first = toy.prepare(TINY, warm, cache_dir=tmp_path, log=messages.append)
-    assert (first / "config.json").is_file() and (first / "tokenizer.json").is_file()
-    assert json.loads((first / "warm_start.json").read_text())["warm_start"]["steps"] == 3
-    stamp = (first / "model.safetensors").stat().st_mtime_ns
-    second = toy.prepare(TINY, warm, cache_dir=tmp_path, log=messages.append)
-    assert second == first and (first / "model.safetensors").stat().st_mtime_ns == stamp
-    assert "cached" in messages[-1]
-    other = toy.prepare(TINY, toy.WarmStart(steps=4, batch_size=8), cache_dir=tmp_path, log=messages.append)
+    cache = tmp_path / "cache"
+    with logs.to_file(tmp_path / "prepare.log"):
+        first = toy.prepare(TINY, warm, cache_dir=cache)
+        assert (first / "config.json").is_file() and (first / "tokenizer.json").is_file()
+        assert json.loads((first / "warm_start.json").read_text())["warm_start"]["steps"] == 3
+        stamp = (first / "model.safetensors").stat().st_mtime_ns
+        second = toy.prepare(TINY, warm, cache_dir=cache)
+        assert second == first and (first / "model.safetensors").stat().st_mtime_ns == stamp
+        assert "cached" in (tmp_path / "prepare.log").read_text().splitlines()[-1]
+        other = toy.prepare(TINY, toy.WarmStart(steps=4, batch_size=8), cache_dir=cache)
     assert other != first  # every warm-start setting keys the cache
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(cache.glob(".tmp-*"))
 
 
 def test_warm_start_is_deterministic() -> None:

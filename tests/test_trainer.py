@@ -1,4 +1,4 @@
-"""The native GRPO engine: update schedule, gradients, log-prob agreement, run directory, resume."""
+"""The native GRPO engine: the update schedule and its gradients, whole runs, exact resume."""
 
 from __future__ import annotations
 
@@ -13,40 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from justrl import grpo, logprobs, runs, toy, trainer
 from justrl import metrics as metrics_mod
 from justrl import recipe as R
-from justrl import toy, trainer
-from justrl.generation import HFGenerator
-from justrl.problems import Problem
-
-TINY = toy.ToyModelConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A small warm-started toy policy saved with ``save_pretrained`` (right some of the time)."""
-    return toy.prepare(TINY, toy.WarmStart(steps=60, batch_size=64, lr=1e-2),
-                       cache_dir=tmp_path_factory.mktemp("toy-cache"), log=lambda _: None)
-
-
-def tiny_recipe(model_dir: Path, **overrides) -> R.Recipe:
-    settings = {
-        "model": str(model_dir), "total_steps": 4, "prompts_per_step": 4, "rollouts_per_prompt": 4,
-        "mini_batch_prompts": 2, "micro_batch_sequences": 8, "max_response_tokens": 8, "val_max_tokens": 8,
-        "val_every": 2, "save_every": 2, "val_samples": 1, "loggers": ["jsonl"], "lr": 1e-3, "warmup_steps": 1,
-    }
-    return R.load("toy", {**settings, **overrides})
-
-
-def rollouts_for(model_dir: Path, recipe: R.Recipe, texts: list[str] | None = None):
-    model, tokenizer = trainer.load_policy(model_dir, torch.device("cpu"), False)
-    problems = toy.make_problems("train")[: recipe.prompts_per_step]
-    if texts is not None:  # prompts of different lengths, to exercise left padding
-        problems = [Problem(str(i), t, "0", "test") for i, t in enumerate(texts)]
-    prompts = trainer.encode_prompts(problems, tokenizer, recipe)
-    rollouts = trainer.generate_rollouts(HFGenerator(model, tokenizer), prompts, recipe, seed=5)
-    return model, rollouts
+from justrl.rollouts import score_rollouts
 
 
 class RecordingAdamW(torch.optim.AdamW):
@@ -63,7 +33,7 @@ class RecordingAdamW(torch.optim.AdamW):
 
 
 def run_update(model, rollouts, advantages, recipe):
-    old, _ = trainer.policy_log_probs(model, rollouts, recipe, torch.device("cpu"), None)
+    old, _ = logprobs.policy_log_probs(model, rollouts, recipe, torch.device("cpu"), None)
     optimizer = RecordingAdamW(model.parameters(), lr=0.0, weight_decay=0.0)
     stats = trainer.update_policy(model, optimizer, rollouts, old, advantages, recipe, torch.device("cpu"),
                                   None, shuffle_seed=0)
@@ -72,18 +42,18 @@ def run_update(model, rollouts, advantages, recipe):
 
 # --- the update ----------------------------------------------------------------------------------
 
-def test_minibatch_schedule_gives_prompts_over_minibatch_updates_per_epoch(model_dir) -> None:
-    recipe = tiny_recipe(model_dir, prompts_per_step=8, mini_batch_prompts=2, rollouts_per_prompt=2,
+def test_minibatch_schedule_gives_prompts_over_minibatch_updates_per_epoch(tiny_recipe, toy_rollouts) -> None:
+    recipe = tiny_recipe(prompts_per_step=8, mini_batch_prompts=2, rollouts_per_prompt=2,
                          ppo_epochs=2, micro_batch_sequences=3)
-    model, rollouts = rollouts_for(model_dir, recipe)
+    model, rollouts = toy_rollouts(recipe)
     advantages = torch.randn(len(rollouts))
     optimizer, stats = run_update(model, rollouts, advantages, recipe)
     assert len(optimizer.applied) == stats.count == 2 * 8 // 2 and stats.skipped == 0
 
 
-def test_micro_batching_does_not_change_the_gradient(model_dir) -> None:
-    recipe = tiny_recipe(model_dir, prompts_per_step=4, mini_batch_prompts=4, shuffle_mini_batches=False)
-    model, rollouts = rollouts_for(model_dir, recipe)
+def test_micro_batching_does_not_change_the_gradient(tiny_recipe, toy_rollouts) -> None:
+    recipe = tiny_recipe(prompts_per_step=4, mini_batch_prompts=4, shuffle_mini_batches=False)
+    model, rollouts = toy_rollouts(recipe)
     assert len({len(r) for r in rollouts.response_ids}) > 1  # responses of different lengths
     advantages = torch.randn(len(rollouts))
     whole, _ = run_update(model, rollouts, advantages, R.apply(recipe, {"micro_batch_sequences": 16}))
@@ -93,73 +63,21 @@ def test_micro_batching_does_not_change_the_gradient(model_dir) -> None:
     assert any(g.abs().sum() > 0 for g in whole.applied[0])
 
 
-def test_step_with_all_equal_rewards_has_zero_gradient(model_dir) -> None:
-    recipe = tiny_recipe(model_dir, max_response_tokens=1)  # one token: never a right answer
-    model, rollouts = rollouts_for(model_dir, recipe)
-    rewards, _ = trainer.score_rollouts(rollouts, recipe)
+def test_step_with_all_equal_rewards_has_zero_gradient(tiny_recipe, toy_rollouts) -> None:
+    recipe = tiny_recipe(max_response_tokens=1)  # one token: never a right answer
+    model, rollouts = toy_rollouts(recipe)
+    rewards, _ = score_rollouts(rollouts, recipe)
     assert torch.all(rewards == -1.0)
-    advantages = trainer.grpo.group_advantages(rewards, rollouts.group)
+    advantages = grpo.group_advantages(rewards, rollouts.group)
     optimizer, stats = run_update(model, rollouts, advantages, recipe)
     assert optimizer.applied and all(torch.count_nonzero(g) == 0 for step in optimizer.applied for g in step)
     assert stats.metrics["actor/grad_norm"] == 0.0
 
 
-def test_sampler_and_trainer_log_probs_agree_with_left_padding(model_dir) -> None:
-    recipe = tiny_recipe(model_dir, prompts_per_step=3, mini_batch_prompts=3, rollouts_per_prompt=2)
-    model, rollouts = rollouts_for(model_dir, recipe, texts=["1+2+3=?", "9=?", "12+34+5 and some words=?"])
-    assert len({len(p) for p in rollouts.prompt_ids}) == 3
-    old, _ = trainer.policy_log_probs(model, rollouts, recipe, torch.device("cpu"), None)
-    sampler = trainer.padded(rollouts.sampler_log_probs, old.shape)
-    mask = trainer.response_mask(rollouts, old.shape)
-    assert mask.sum() > 0
-    assert ((sampler - old).abs() * mask).max().item() < 1e-5
-
-
-def test_chunked_logits_give_the_same_log_probs_entropy_and_gradient(model_dir, monkeypatch) -> None:
-    recipe = tiny_recipe(model_dir, prompts_per_step=2, mini_batch_prompts=2)
-    model, rollouts = rollouts_for(model_dir, recipe, texts=["1+2+3=?", "45+6=? and more"])
-    packed = trainer.pack(rollouts, list(range(len(rollouts))), rollouts.pad_id, torch.device("cpu"))
-    results, calls = [], []
-    real = trainer.chunked_log_probs
-    monkeypatch.setattr(trainer, "chunked_log_probs", lambda *a, **k: calls.append(k["chunk"]) or real(*a, **k))
-    for limit in (2**40, 3 * 264):  # whole logits, then chunks of 3 positions / len(rollouts)
-        monkeypatch.setattr(trainer, "LOGITS_CHUNK_ELEMENTS", limit)
-        model.zero_grad()
-        log_probs, entropy = trainer.forward_log_probs(model, packed, 0.7, None, with_entropy=True)
-        ((log_probs + entropy) * packed.response_mask).sum().backward()
-        results.append((log_probs, entropy, [p.grad.clone() for p in model.parameters()]))
-    (lp_a, ent_a, grad_a), (lp_b, ent_b, grad_b) = results
-    assert calls == [1]  # only the second pass was chunked, one position at a time
-    assert torch.allclose(lp_a, lp_b, atol=1e-5) and torch.allclose(ent_a, ent_b, atol=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(grad_a, grad_b))
-
-
-def test_health_monitor_fires_each_alarm_once_per_episode() -> None:
-    monitor = metrics_mod.HealthMonitor(patience=3)
-    healthy = {"actor/entropy": 0.5, "batch/groups_with_signal": 0.5, "response_length/clip_ratio": 0.0}
-    assert monitor.check(healthy) == []
-    collapsed = [monitor.check({**healthy, "actor/entropy": 0.001}) for _ in range(5)]
-    assert [len(a) for a in collapsed] == [0, 0, 1, 0, 0] and "entropy collapse" in collapsed[2][0]
-    stuck = [monitor.check({**healthy, "batch/groups_with_signal": 0.0}) for _ in range(3)]
-    assert "reward stuck" in stuck[2][0]
-    assert "non-finite metrics: actor/pg_loss" in monitor.check({**healthy, "actor/pg_loss": float("nan")})[0]
-    again = metrics_mod.HealthMonitor(patience=3)
-    again.load_state_dict(json.loads(json.dumps(monitor.state_dict())))
-    assert again == monitor
-
-
-def test_overlong_penalty_is_dapos_soft_ramp() -> None:
-    lengths = torch.tensor([10.0, 12.0, 14.0, 16.0])
-    penalty = trainer.overlong_penalty(lengths, max_response_tokens=16, buffer_tokens=4, factor=1.0)
-    assert penalty.tolist() == [0.0, 0.0, -0.5, -1.0]
-
-
-# --- whole runs ----------------------------------------------------------------------------------
-
-def test_run_writes_its_directory_and_final_policy_loads(model_dir, tmp_path) -> None:
+def test_run_writes_its_directory_and_final_policy_loads(model_dir, tiny_recipe, tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    recipe = tiny_recipe(model_dir, total_steps=3, val_every=3, save_every=2)
+    recipe = tiny_recipe(total_steps=3, val_every=3, save_every=2)
     result = trainer.train(recipe, tmp_path / "run", console=False)
     run = tmp_path / "run"
     assert result.stopped == "finished" and result.steps == 3
@@ -184,40 +102,15 @@ def test_run_writes_its_directory_and_final_policy_loads(model_dir, tmp_path) ->
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), start.parameters()))
 
 
-def test_foreign_or_occupied_run_directory_is_refused(model_dir, tmp_path) -> None:
-    recipe = tiny_recipe(model_dir, total_steps=1, val_before_train=False)
-    trainer.train(recipe, tmp_path, console=False)
-    with pytest.raises(trainer.TrainingError, match=r"different recipe \(lr: 0\.001 in the run directory, 0\.01 now"):
-        trainer.train(R.apply(recipe, {"lr": 1e-2}), tmp_path, resume=True, console=False)
-    with pytest.raises(trainer.TrainingError, match="already holds a run; pass --resume"):
-        trainer.train(recipe, tmp_path, console=False)
-    with pytest.raises(trainer.TrainingError, match="no recipe.yaml"):
-        trainer.train(recipe, tmp_path / "elsewhere", resume=True, console=False)
-
-
-def test_native_engine_refuses_kl(model_dir, tmp_path) -> None:
-    with pytest.raises(trainer.TrainingError, match="kl_coef=0.1.*no reference model"):
-        trainer.train(tiny_recipe(model_dir, kl_coef=0.1), tmp_path, console=False)
-
-
-def test_half_written_checkpoints_are_never_picked(tmp_path) -> None:
-    (tmp_path / "checkpoints" / "step_4").mkdir(parents=True)
-    (tmp_path / "checkpoints" / "step_4" / trainer.COMPLETE_MARKER).write_text("step 4\n")
-    (tmp_path / "checkpoints" / "step_6").mkdir()  # renamed but never marked: impossible, but ignored
-    (tmp_path / "checkpoints" / ".tmp-step_8-123").mkdir()  # killed while writing
-    assert trainer.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_4"
-    assert not (tmp_path / "checkpoints" / ".tmp-step_8-123").exists()
-
-
-def test_non_finite_updates_are_skipped_then_the_run_stops(model_dir, tmp_path, monkeypatch) -> None:
-    real = trainer.grpo.policy_loss
+def test_non_finite_updates_are_skipped_then_the_run_stops(tiny_recipe, tmp_path, monkeypatch) -> None:
+    real = grpo.policy_loss
 
     def poisoned(*args, **kwargs):
         loss, stats = real(*args, **kwargs)
         return loss * float("nan"), stats
 
     monkeypatch.setattr(trainer.grpo, "policy_loss", poisoned)
-    recipe = tiny_recipe(model_dir, total_steps=5, val_before_train=False, mini_batch_prompts=4)  # 1 update/step
+    recipe = tiny_recipe(total_steps=5, val_before_train=False, mini_batch_prompts=4)  # 1 update/step
     result = trainer.train(recipe, tmp_path, console=False)
     assert result.stopped == "non-finite" and result.steps == trainer.MAX_NONFINITE_IN_A_ROW
     log = (tmp_path / "train.log").read_text()
@@ -226,8 +119,8 @@ def test_non_finite_updates_are_skipped_then_the_run_stops(model_dir, tmp_path, 
     assert not (tmp_path / "final").exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(model_dir, tmp_path) -> None:
-    recipe = tiny_recipe(model_dir, total_steps=4, save_every=10, val_every=10, val_before_train=False)
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_recipe, tmp_path) -> None:
+    recipe = tiny_recipe(total_steps=4, save_every=10, val_every=10, val_before_train=False)
 
     def press_ctrl_c(step: int, values: dict) -> None:
         if step == 2:
@@ -235,7 +128,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(model_dir, tmp_path) -> N
 
     result = trainer.train(recipe, tmp_path, console=False, on_step=press_ctrl_c)
     assert result.stopped == "interrupted" and result.steps == 2
-    assert trainer.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_2"
+    assert runs.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_2"
     again = trainer.train(None, tmp_path, resume=True, console=False)
     assert again.stopped == "finished" and again.steps == 4
 
@@ -250,8 +143,9 @@ def _comparable(run_dir: Path) -> list[dict]:
             for r in metrics_mod.read_jsonl(run_dir / "metrics.jsonl")]
 
 
-def test_sigkill_and_resume_reproduces_the_uninterrupted_run(model_dir, tmp_path) -> None:
-    recipe = tiny_recipe(model_dir, total_steps=14, save_every=3, val_every=5)
+def test_sigkill_and_resume_reproduces_the_uninterrupted_run(tiny_recipe, tmp_path) -> None:
+    # the kill lands inside the warm-up, so the schedule's state must resume exactly too
+    recipe = tiny_recipe(total_steps=14, save_every=3, val_every=5, warmup_steps=8)
     recipe_file = tmp_path / "recipe.yaml"
     recipe.save(recipe_file)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # bitwise-repeatable CPU math
@@ -279,6 +173,8 @@ def test_sigkill_and_resume_reproduces_the_uninterrupted_run(model_dir, tmp_path
     expected, got = _comparable(tmp_path / "whole"), _comparable(tmp_path / "killed")
     assert [r["step"] for r in got] == list(range(15))
     assert got == expected
+    assert got[1]["actor/lr"] == 0.0 and got[5]["actor/lr"] == pytest.approx(recipe.lr / 2)
+    assert got[9]["actor/lr"] == got[14]["actor/lr"] == pytest.approx(recipe.lr)
     log = (tmp_path / "killed" / "train.log").read_text()
     assert "resumed from" in log
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from justrl import metrics
 from justrl import recipe as recipe_mod
 from justrl.recipe import Recipe
 
@@ -83,13 +84,7 @@ class AblationRow:
 
 def _series(run_dir: Path, key: str) -> list[float]:
     path = run_dir / "metrics.jsonl"
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    rows = metrics.read_jsonl(path) if path.is_file() else []
     return [row[key] for row in rows if key in row]
 
 

@@ -57,6 +57,7 @@ def setup(verbosity: int = 0) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
     handler._justrl_console = True  # type: ignore[attr-defined]
+    handler.setLevel(level)  # its own level: a log file (to_file) may lower the logger's
     logger.addHandler(handler)
     logger.setLevel(level)
     _state["progress"] = verbosity >= 0
@@ -106,10 +107,12 @@ def to_file(path: str | Path, level: int = logging.INFO) -> Iterator[logging.Han
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
+    before = logger.level
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(before)
         handler.close()

@@ -12,17 +12,21 @@ it over a run's logs (``justrl health``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from justrl import io, logs
 from justrl.errors import BackendUnavailable, ConfigError, DataError
-from justrl.io import atomic_write_text
+
+log = logs.get(__name__)
 
 Metrics = dict[str, float]
 
@@ -85,9 +89,15 @@ def truncate_jsonl(path: str | Path, last_step: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    io.atomic_write_text(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
+
+
+@contextlib.contextmanager
+def timer(timing: dict[str, float], key: str) -> Iterator[None]:
+    """``timing[key]``: wall seconds of the block (a step's ``timing_s/<key>`` metric)."""
+    start = time.perf_counter()
+    yield
+    timing[key] = time.perf_counter() - start
 
 
 class TensorBoardSink:
@@ -131,7 +141,7 @@ class WandbSink:
             resume="allow", dir=str(run_dir), config=config or {}, reinit="create_new",
             settings=wandb.Settings(console="off", silent=True),
         )
-        atomic_write_text(id_file, run_id)
+        io.atomic_write_text(id_file, run_id)
 
     def log(self, step: int, metrics: Metrics) -> None:
         self._run.log(dict(metrics), step=step)
@@ -141,17 +151,19 @@ class WandbSink:
 
 
 class ConsoleSink:
-    """A rich progress bar showing reward, accuracy, entropy and response length of the last step."""
+    """A rich progress bar showing reward, accuracy, entropy and response length of the last step.
+
+    It draws on :func:`justrl.logs.console`, the console the log handler writes to, so messages
+    logged during the run appear above the bar.
+    """
 
     def __init__(self, total_steps: int, start_step: int = 0, description: str = "GRPO") -> None:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
+            console=logs.console(), transient=False,
         )
         self._task = self._progress.add_task(description, total=total_steps, completed=start_step,
                                              stats="")
@@ -164,19 +176,18 @@ class ConsoleSink:
                  f"entropy {metrics['actor/entropy']:.3f}  len {metrics['response_length/mean']:.1f}")
         self._progress.update(self._task, completed=step, stats=stats)
 
-    def print(self, message: str) -> None:
-        self._progress.console.print(message, markup=False, highlight=False)
-
     def close(self) -> None:
         self._progress.stop()
 
 
 def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: int,
-               warn: Callable[[str], None], *, name: str | None = None,
+               progress_bar: bool = True, *, name: str | None = None,
                config: dict[str, Any] | None = None) -> list[Sink]:
     """The sinks the recipe's ``loggers`` name; an unavailable optional sink is skipped with a warning.
 
-    ``name`` and ``config`` (the recipe as a dict) label the W&B run.
+    ``console`` is the progress bar; it is left out when ``progress_bar`` is False (a library call
+    with ``console=False``, ``--quiet``, or stderr not a terminal). ``name`` and ``config`` (the
+    recipe as a dict) label the W&B run.
     """
     sinks: list[Sink] = []
     for logger in names:
@@ -186,19 +197,22 @@ def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: in
             try:
                 sinks.append(TensorBoardSink(run_dir / "tensorboard"))
             except ImportError:
-                warn("tensorboard is not installed; skipping the TensorBoard sink (pip install tensorboard)")
+                log.warning("tensorboard is not installed; skipping the TensorBoard sink "
+                            "(pip install tensorboard)")
         elif logger == "console":
-            sinks.append(ConsoleSink(total_steps, start_step))
+            if progress_bar:
+                sinks.append(ConsoleSink(total_steps, start_step))
         elif logger == "wandb":
             try:
                 sinks.append(WandbSink(run_dir, name=name, config=config))
             except BackendUnavailable as exc:
-                warn(f"{exc}; skipping the W&B sink")
+                log.warning("%s; skipping the W&B sink", exc)
             except Exception as exc:  # wandb raises its own types (no API key, no network, ...)
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                warn(f"W&B could not start ({reason}); skipping the W&B sink (WANDB_MODE=offline logs locally)")
+                log.warning("W&B could not start (%s); skipping the W&B sink (WANDB_MODE=offline logs "
+                            "locally)", reason)
         else:
-            warn(f"unknown logger {logger!r}; known: {', '.join(LOGGERS)}")
+            log.warning("unknown logger %r; known: %s", logger, ", ".join(LOGGERS))
     return sinks
 
 

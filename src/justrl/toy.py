@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,7 +30,10 @@ from pathlib import Path
 
 import torch
 
+from justrl import io, logs
 from justrl.problems import Problem
+
+log = logs.get(__name__)
 
 TOY_SOURCE = "toy-arithmetic"
 """The name that selects the synthetic task as ``train_data`` / ``val_data``."""
@@ -217,34 +219,38 @@ def chat_prompt(tokenizer, prompt: str) -> str:
 
 
 def prepare(config: ToyModelConfig = ToyModelConfig(), warm: WarmStart = WarmStart(),
-            cache_dir: str | Path | None = None, log: Callable[[str], None] = print,
+            cache_dir: str | Path | None = None,
             progress: Callable[[int, int, float], None] | None = None) -> Path:
     """Directory of the warm-started toy model and tokenizer (built and cached on first use).
 
-    The directory is written under a temporary name and renamed into place, so a run killed while
-    warming up never leaves a half-written model behind, and two runs racing both end up with one.
+    The directory is written aside and published whole (``justrl.io``), so a run killed while
+    warming up never leaves a half-written model behind; of two runs racing, the first one to
+    publish wins and the other's copy is discarded.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "toy"
     target = root / _cache_key(config, warm)
     if (target / "config.json").is_file():
-        log(f"toy model: using the cached warm start in {target}")
+        log.info("toy model: using the cached warm start in %s", target)
         return target
     root.mkdir(parents=True, exist_ok=True)
-    log(f"toy model: warm start ({warm.steps} supervised steps), cached in {target}")
+    log.info("toy model: warm start (%d supervised steps), cached in %s", warm.steps, target)
     t0 = time.perf_counter()
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, config, seed=warm.seed)
     with torch.random.fork_rng():
         losses = warm_start(model, tokenizer, warm, progress)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "warm_start.json").write_text(json.dumps(
-        {"model": asdict(config), "warm_start": asdict(warm), "final_loss": losses[-1],
-         "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
+    staged = io.staging_path(target)
+    model.save_pretrained(staged)
+    tokenizer.save_pretrained(staged)
+    io.atomic_write_json(staged / "warm_start.json", {
+        "model": asdict(config), "warm_start": asdict(warm), "final_loss": losses[-1],
+        "seconds": round(time.perf_counter() - t0, 1)})
     try:
-        os.rename(tmp, target)
-    except OSError:  # another run got there first
-        shutil.rmtree(tmp, ignore_errors=True)
-    log(f"toy model: warm start done in {time.perf_counter() - t0:.0f}s (loss {losses[-1]:.3f})")
+        if (target / "config.json").is_file():  # another run got there first
+            shutil.rmtree(staged, ignore_errors=True)
+        else:  # (an incomplete leftover at ``target`` is replaced)
+            io.publish_folder(staged, target)
+    except OSError:  # another run published between the check and the rename
+        shutil.rmtree(staged, ignore_errors=True)
+    log.info("toy model: warm start done in %.0fs (loss %.3f)", time.perf_counter() - t0, losses[-1])
     return target
