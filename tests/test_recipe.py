@@ -118,3 +118,13 @@ def test_cli_recipe_show_rejects_bad_value_naming_key() -> None:
     out = _cli("recipe", "show", "toy", "lr=oops")
     assert out.returncode == 2
     assert "lr" in out.stderr and "oops" in out.stderr
+
+
+def test_rollout_and_micro_batch_settings_are_checked() -> None:
+    from justrl.errors import RecipeError
+    from justrl.recipe import load
+
+    assert load("toy", {"rollout_backend": "hf-static", "micro_batch_tokens": 4096}).micro_batch_tokens == 4096
+    for bad in ({"rollout_backend": "sglang"}, {"micro_batch_tokens": -1}, {"vllm_gpu_memory_utilization": 0}):
+        with pytest.raises(RecipeError, match=next(iter(bad))):
+            load("toy", bad)

@@ -129,12 +129,7 @@ class HFGenerator:
         device, n = self.device, len(prompt_ids)
         input_ids, attention = left_pad(prompt_ids, self.pad_token_id, device)
         positions = position_ids(attention)
-        # Each row's uniforms for every step, drawn up front from the row's own generator.
-        uniforms = torch.stack([
-            torch.rand(max(params.max_new_tokens, 1), generator=torch.Generator().manual_seed(int(s)),
-                       dtype=torch.float64)
-            for s in seeds
-        ]).to(device)
+        uniforms = row_uniforms(seeds, params.max_new_tokens, device)
         stop = torch.tensor(sorted(self.stop_token_ids), device=device)
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
@@ -161,14 +156,7 @@ class HFGenerator:
             positions = positions[:, -1:] + 1
             logits, cache = self._forward(token.unsqueeze(-1), attention, positions, cache)
 
-        return [
-            Completion(
-                text=self.tokenizer.decode(
-                    ids[:-1] if reason == "stop" else ids, skip_special_tokens=True),
-                token_ids=ids, logprobs=lps, finish_reason=reason,
-            )
-            for ids, lps, reason in zip(tokens, logprobs, finish)
-        ]
+        return completions(self.tokenizer, tokens, logprobs, finish)
 
     def _forward(self, input_ids, attention, positions, cache):
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
@@ -178,6 +166,30 @@ class HFGenerator:
                              use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         new_cache = out.cache if self._cache_arg == "cache" else out.past_key_values
         return out.logits[:, -1].float(), new_cache
+
+
+def row_uniforms(seeds: Sequence[int], steps: int, device: torch.device | str) -> torch.Tensor:
+    """``(len(seeds), steps)`` float64 uniforms, row ``i`` drawn from its own generator seeded ``seeds[i]``.
+
+    Drawn up front on the CPU (one transfer, no host sync while decoding), so a row's randomness
+    is its own and every backend built on :func:`sample` draws the same tokens for the same seeds.
+    """
+    return torch.stack([
+        torch.rand(max(steps, 1), generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
+        for s in seeds
+    ]).to(device)
+
+
+def completions(tokenizer, tokens: Sequence[list[int]], logprobs: Sequence[list[float]],
+                finish: Sequence[str]) -> list[Completion]:
+    """Completions from per-row tokens, log-probs and finish reasons (stop token left out of the text)."""
+    return [
+        Completion(
+            text=tokenizer.decode(ids[:-1] if reason == "stop" else ids, skip_special_tokens=True),
+            token_ids=list(ids), logprobs=list(lps), finish_reason=reason,
+        )
+        for ids, lps, reason in zip(tokens, logprobs, finish)
+    ]
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:
@@ -241,12 +253,31 @@ def sample(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top
     return token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
 
 
+ROLLOUT_BACKENDS = ("auto", "hf", "hf-static")
+"""Transformers generators by name: ``hf`` (:class:`HFGenerator`), ``hf-static``
+(:class:`~justrl.static_generation.StaticCacheGenerator`), ``auto`` (hf-static on CUDA, hf elsewhere)."""
+
+
+def make_hf_generator(model, tokenizer, backend: str = "auto", *, batch_size: int = 64,
+                      autocast_dtype: torch.dtype | None = None) -> HFGenerator:
+    """The transformers generator ``backend`` names (see :data:`ROLLOUT_BACKENDS`) for a loaded model."""
+    if backend not in ROLLOUT_BACKENDS:
+        raise ValueError(f"backend must be one of {ROLLOUT_BACKENDS} (got {backend!r})")
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    if backend == "hf-static" or (backend == "auto" and on_cuda):
+        from justrl.static_generation import StaticCacheGenerator
+
+        return StaticCacheGenerator(model, tokenizer, batch_size=batch_size, autocast_dtype=autocast_dtype)
+    return HFGenerator(model, tokenizer, batch_size=batch_size, autocast_dtype=autocast_dtype)
+
+
 def load_hf_generator(model: str, *, device: str | None = None, dtype: str | None = None,
-                      batch_size: int = 32) -> HFGenerator:
-    """An :class:`HFGenerator` for a hub id or local folder, ready to sample.
+                      batch_size: int = 32, backend: str = "auto") -> HFGenerator:
+    """A transformers generator (:func:`make_hf_generator`) for a hub id or local folder, ready to sample.
 
     Default device: CUDA when there is one, else CPU; default dtype: bfloat16 on a GPU, float32
-    on the CPU (where bfloat16 matmuls are slow).
+    on the CPU (where bfloat16 matmuls are slow). ``backend="auto"`` gives the static-cache,
+    compiled path on CUDA and the plain one on the CPU.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -263,4 +294,4 @@ def load_hf_generator(model: str, *, device: str | None = None, dtype: str | Non
         tokenizer = AutoTokenizer.from_pretrained(model)
     except Exception as exc:
         raise ModelLoadError(f"cannot load the tokenizer of {model!r}: {exc}") from exc
-    return HFGenerator(lm.to(device), tokenizer, batch_size=batch_size)
+    return make_hf_generator(lm.to(device), tokenizer, backend, batch_size=batch_size)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from justrl import grpo
+from justrl import grpo, micro_batches
 from justrl.generation import left_pad, position_ids
 from justrl.recipe import Recipe
 from justrl.rollouts import Rollouts
@@ -124,8 +124,7 @@ def policy_log_probs(model, rollouts: Rollouts, recipe: Recipe, device: torch.de
     pad_id = rollouts.pad_id
     model.eval()  # as verl's inference pass: no dropout noise in the old log-probs
     with torch.no_grad():
-        for start in range(0, len(rollouts), recipe.micro_batch_sequences):
-            rows = list(range(start, min(start + recipe.micro_batch_sequences, len(rollouts))))
+        for rows in micro_batches.for_rollouts(rollouts, range(len(rollouts)), recipe):
             packed = pack(rollouts, rows, pad_id, device)
             lp, ent = forward_log_probs(model, packed, recipe.temperature, autocast_dtype, with_entropy=True)
             assert ent is not None

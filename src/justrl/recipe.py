@@ -72,6 +72,10 @@ class Recipe:
     """Prompts per optimizer update (verl ppo_mini_batch_size); 256/64 = 4 updates per step."""
     micro_batch_sequences: int = 8
     """Sequences per forward/backward pass (gradient accumulation); memory only, not the math."""
+    micro_batch_tokens: int = 0
+    """Token budget per forward/backward pass (verl ppo_max_token_len_per_gpu with use_dynamic_bsz):
+    rows packed longest first into micro-batches of at most this many padded tokens; 0 = use
+    micro_batch_sequences. Memory only: the gradient is the same."""
     ppo_epochs: int = 1
     """Passes over each step's rollouts; paper: 1 (verl default)."""
     shuffle_mini_batches: bool = False
@@ -164,6 +168,12 @@ class Recipe:
     """"auto" (bfloat16 on GPU, float32 on CPU), "float32" or "bfloat16"."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (the release turned it on)."""
+    rollout_backend: str = "auto"
+    """Who samples the rollouts: "hf" (transformers, dynamic cache), "hf-static" (static cache and a
+    compiled decode step), "vllm" (one colocated vLLM engine, asleep during updates; optional extra),
+    or "auto" (hf-static on CUDA, hf on the CPU). Speed only: all return the sampler's log-probs."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """rollout_backend=vllm: share of the GPU the engine may take while awake (training shares it)."""
 
     def validate(self) -> None:
         """Refuse combinations that cannot run, naming the field."""
@@ -190,6 +200,12 @@ class Recipe:
             problems.append(f"lr_schedule must be 'constant' (got {self.lr_schedule!r})")
         if self.prompt_format not in PROMPT_FORMATS:
             problems.append(f"prompt_format must be one of {PROMPT_FORMATS} (got {self.prompt_format!r})")
+        if self.rollout_backend not in ROLLOUT_BACKENDS:
+            problems.append(f"rollout_backend must be one of {ROLLOUT_BACKENDS} (got {self.rollout_backend!r})")
+        if self.micro_batch_tokens < 0:
+            problems.append(f"micro_batch_tokens must be >= 0 (got {self.micro_batch_tokens})")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            problems.append(f"vllm_gpu_memory_utilization must be in (0, 1] (got {self.vllm_gpu_memory_utilization})")
         if self.answer_from not in ANSWER_FROM:
             problems.append(f"answer_from must be one of {', '.join(ANSWER_FROM)} (got {self.answer_from!r})")
         if self.temperature <= 0:
@@ -235,6 +251,7 @@ class Recipe:
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 PROMPT_FORMATS = ("release", "clean")
+ROLLOUT_BACKENDS = ("auto", "hf", "hf-static", "vllm")
 
 
 def field_docs() -> dict[str, str]:

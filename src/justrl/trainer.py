@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from justrl import grpo, io, logs, runs
+from justrl import grpo, io, logs, micro_batches, rollout_backend, runs
 from justrl import metrics as metrics_mod
 from justrl.devices import derive_seed, deterministic_on_cpu, pick_autocast, pick_device, seed_everything
 from justrl.errors import TrainingError
@@ -130,8 +130,8 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
         # --- the policy: any causal LM + tokenizer that from_pretrained loads ---------------------
         model_path = checkpoint or runs.resolve_model(recipe.model, console)
         model, tokenizer = runs.load_policy(model_path, device, recipe.gradient_checkpointing)
-        generator = HFGenerator(model, tokenizer, batch_size=max(64, recipe.micro_batch_sequences),
-                                autocast_dtype=autocast_dtype)
+        generator = rollout_backend.make_rollout_generator(recipe, model, tokenizer, model_path, device,
+                                                           autocast_dtype)
         log.info("policy %s (%s parameters) on %s%s", recipe.model,
                  f"{sum(p.numel() for p in model.parameters()):,}", device,
                  f" with {autocast_dtype} autocast" if autocast_dtype else "")
@@ -182,6 +182,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                 for step in range(state.step + 1, recipe.total_steps + 1):
                     t_step = time.perf_counter()
                     timing: dict[str, float] = {}
+                    rollout_backend.start_peak_memory(device)
 
                     # 1. a batch of prompts, in a seeded order that a resumed run repeats
                     batch = next_prompts(train_set, state, recipe.prompts_per_step, recipe.seed, recipe.data_seed)
@@ -205,10 +206,12 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
 
                     # 6. prompts_per_step / mini_batch_prompts optimizer updates (x ppo_epochs)
                     with metrics_mod.timer(timing, "update"):
+                        rollout_backend.before_update(generator)  # colocated vLLM: asleep while training
                         updates = update_policy(model, optimizer, rollouts, old_log_probs, advantages,
                                                 recipe, device, autocast_dtype,
                                                 shuffle_seed=derive_seed(recipe.seed, "shuffle", step),
                                                 nonfinite_in_a_row=state.nonfinite_in_a_row)
+                        rollout_backend.after_update(generator, model)  # ... and given the new weights
                     lr = schedule.get_last_lr()[0]
                     with warnings.catch_warnings():  # all updates skipped: "scheduler stepped before optimizer"
                         warnings.simplefilter("ignore", UserWarning)
@@ -248,6 +251,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                         values.update(val)
                     stop_now = state.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW
                     values["timing_s/step"] = time.perf_counter() - t_step
+                    values.update(rollout_backend.peak_memory_metrics(device))
                     values.update({f"timing_s/{k}": v for k, v in timing.items()})
                     for alarm in health.check(values):
                         log.warning(alarm)
@@ -306,7 +310,8 @@ def update_policy(model, optimizer: torch.optim.Optimizer, rollouts: Rollouts, o
                   nonfinite_in_a_row: int = 0) -> UpdateStats:
     """``ppo_epochs x prompts_per_step / mini_batch_prompts`` optimizer updates over shuffled mini-batches.
 
-    Each mini-batch is processed in micro-batches of ``micro_batch_sequences`` whose gradients
+    Each mini-batch is processed in micro-batches (``micro_batch_sequences`` rows, or a
+    ``micro_batch_tokens`` budget: :mod:`justrl.micro_batches`) whose gradients
     accumulate to exactly the mini-batch's (the loss is normalised by the mini-batch's counts).
     An update whose loss or gradient norm is not finite is skipped (gradients dropped); after
     ``MAX_NONFINITE_IN_A_ROW`` such updates in a row (``nonfinite_in_a_row`` came from earlier
@@ -337,8 +342,7 @@ def update_policy(model, optimizer: torch.optim.Optimizer, rollouts: Rollouts, o
             optimizer.zero_grad(set_to_none=True)
             loss_total, stats, finite = 0.0, {"actor/pg_clipfrac": 0.0, "actor/pg_clipfrac_lower": 0.0,
                                               "actor/ppo_kl": 0.0}, True
-            for mstart in range(0, len(mini), recipe.micro_batch_sequences):
-                rows = mini[mstart:mstart + recipe.micro_batch_sequences]
+            for rows in micro_batches.for_rollouts(rollouts, mini, recipe):
                 packed = pack(rollouts, rows, pad_id, device)
                 log_probs, entropy = forward_log_probs(model, packed, recipe.temperature, autocast_dtype,
                                                        with_entropy=recipe.entropy_coef != 0)

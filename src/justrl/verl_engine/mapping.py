@@ -161,6 +161,8 @@ MAPPING: dict[str, Route] = {
     "mini_batch_prompts": to(f"{_ACTOR}.ppo_mini_batch_size", note="verl counts it in prompts too"),
     "micro_batch_sequences": not_in_verl("memory only; verl packs micro-batches by tokens instead "
                                          "(use_dynamic_bsz, ppo_max_token_len_per_gpu: engine settings)"),
+    "micro_batch_tokens": not_in_verl("memory only, native engine; the verl launch always packs by "
+                                      "tokens (use_dynamic_bsz, ppo_max_token_len_per_gpu: engine settings)"),
     "ppo_epochs": to(f"{_ACTOR}.ppo_epochs"),
     "shuffle_mini_batches": to(f"{_ACTOR}.shuffle"),
     "normalize_adv_by_std": to("algorithm.norm_adv_by_std_in_grpo"),
@@ -215,6 +217,9 @@ MAPPING: dict[str, Route] = {
     "device": not_in_verl("native engine only: verl runs on the Ray cluster's GPUs"),
     "dtype": not_in_verl("native engine only: verl trains with FSDP mixed precision (bf16 compute, "
                          "fp32 master weights) and samples in bf16 with vLLM"),
+    "rollout_backend": not_in_verl("native engine only: verl always samples with its own vLLM engines"),
+    "vllm_gpu_memory_utilization": not_in_verl("native engine only (rollout_backend=vllm); the verl launch "
+                                               "sets rollout.gpu_memory_utilization as an engine setting"),
     "gradient_checkpointing": not_in_verl("memory only; the verl launch always recomputes activations "
                                           "(actor_rollout_ref.model.enable_gradient_checkpointing, an "
                                           "engine setting, as in the release)"),
