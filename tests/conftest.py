@@ -58,6 +58,16 @@ def _seed_everything() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _library_logging():
+    """A test that runs ``cli.main`` in-process sets the CLI's logging up; the next test gets the
+    library's (propagating to the root logger, where pytest's caplog listens)."""
+    yield
+    from justrl import logs
+
+    logs.reset()
+
+
 # --- the native engine's tests (trainer, rollouts, logprobs, runs) -------------------------------
 
 TRAIN_TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

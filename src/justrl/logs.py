@@ -60,9 +60,23 @@ def setup(verbosity: int = 0) -> None:
     handler.setLevel(level)  # its own level: a log file (to_file) may lower the logger's
     logger.addHandler(handler)
     logger.setLevel(level)
+    # The command line owns its output: libraries it imports (verl, Ray) configure the root logger,
+    # which would print every message a second time. A library user keeps propagation.
+    logger.propagate = False
     _state["progress"] = verbosity >= 0
     _state["verbose"] = verbosity > 0
     quiet_transformers()
+
+
+def reset() -> None:
+    """Undo :func:`setup`: the ``justrl`` logger as a library leaves it (tests call this)."""
+    logger = logging.getLogger(ROOT)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_justrl_console", False):
+            logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    _state.update(progress=True, verbose=False)
 
 
 class _StderrHandler(logging.StreamHandler):

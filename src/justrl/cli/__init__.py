@@ -1,0 +1,83 @@
+"""The ``justrl`` command line: thin wrappers over the Python API.
+
+Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
+``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
+:mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,
+budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` into one line on stderr and
+exit code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from justrl import logs
+from justrl.cli import evaluation, training, watching
+from justrl.cli.training import split_verl_overrides
+from justrl.errors import JustrlError
+
+__all__ = ["build_parser", "main", "split_verl_overrides"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="justrl",
+        description="Train and evaluate math-reasoning LMs with the JustRL recipe (plain GRPO).",
+    )
+    from justrl import __version__
+
+    parser.add_argument("--version", action="version", version=f"justrl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    training.add_recipe(sub)
+    watching.add_plot(sub)
+    watching.add_health(sub)
+    watching.add_budget(sub)
+    training.add_train(sub)
+    training.add_ablate(sub)
+    training.add_data(sub)
+    evaluation.add_eval(sub)
+    evaluation.add_grade(sub)
+    evaluation.add_compare(sub)
+    _add_output_flags(parser)
+    return parser
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """--quiet / --verbose / --debug, accepted before or after the subcommand (and its action)."""
+    default: object = False if top else argparse.SUPPRESS
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only warnings and errors; no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="debug messages, and transformers' own warnings and progress bars")
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of a user error instead of one line")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_output_flags(child, top=False)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    words = [getattr(args, key, None) for key in ("command", "recipe_command", "data_command")]
+    return " ".join(["justrl", *(w for w in words if w)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    logs.setup(-1 if args.quiet else 1 if args.verbose else 0)
+    try:
+        return int(args.func(args) or 0)
+    except JustrlError as exc:
+        if args.debug:
+            raise
+        print(f"{_command_name(args)}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
+        return 130
