@@ -120,3 +120,16 @@ def toy_rollouts(model_dir: Path):
         return model, generate_rollouts(HFGenerator(model, tokenizer), prompts, recipe, seed=5)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def policy():
+    """A tiny random two-layer Qwen2 policy (eval mode) and its tokenizer, for the sampling tests."""
+    from justrl import toy
+
+    tokenizer = toy.build_tokenizer()
+    config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=2, num_key_value_heads=1)
+    model = toy.build_model(tokenizer, config, seed=1)
+    model.eval()
+    return model, tokenizer

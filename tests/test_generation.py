@@ -17,17 +17,6 @@ from justrl.generation import (
 )
 from justrl.grpo import token_log_probs
 
-TINY = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1)
-
-
-@pytest.fixture(scope="module")
-def policy():
-    tokenizer = toy.build_tokenizer()
-    model = toy.build_model(tokenizer, TINY, seed=1)
-    model.eval()
-    return model, tokenizer
-
 
 def _prompts(tokenizer) -> list[str]:
     texts = ["1+2+3=?", "12+34=? and then some more words", "9=?", "7+7+7+7+7=?"]
