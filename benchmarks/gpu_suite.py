@@ -327,9 +327,10 @@ def eval_hf(suite: Suite) -> None:
 
     if suite.data_dir is None:
         raise FileNotFoundError("no MATH-500/test.parquet found: pass --data-dir (scripts/gpu_bundle.sh copies it)")
-    tok_dir = suite.workdir / "eval-tokenizer"
+    tok_dir = suite.workdir / "eval-model"
     suite.tokenizer().save_pretrained(tok_dir)
     model = suite.build_model(torch.bfloat16).eval()
+    model.save_pretrained(tok_dir)  # the eval folder records a fingerprint of the weights it scored
     made: list[Any] = []
 
     def backend():
@@ -352,7 +353,7 @@ SECTIONS: dict[str, tuple[Callable[[Suite], None], float]] = {
     "generation": (generation, 210.0),
     "long-pass": (long_pass, 60.0),
     "grpo-step": (grpo_step, 150.0),
-    "eval-hf": (eval_hf, 90.0),
+    "eval-hf": (eval_hf, 120.0),
 }
 """Run in this order, each within its limit and what is left of ``--budget``."""
 
