@@ -160,9 +160,10 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         rates[name] = len(responses) / elapsed
         agreement = sum(c == label for c, label in zip(correct, labels)) / len(labels)
-        timeouts = verifiers.pool_stats().timeouts - before.timeouts
+        after = verifiers.pool_stats()
+        timeouts, undecided = after.timeouts - before.timeouts, after.undecided - before.undecided
         print(f"{name:12s} {rates[name]:9.1f} responses/s  ({elapsed:.2f} s; agrees with the corpus "
-              f"labels on {agreement:.1%}; {timeouts} timeouts)")  # fmt: skip
+              f"labels on {agreement:.1%}; {timeouts} timeouts retried, {undecided} undecided)")  # fmt: skip
     print(f"ratio justrl/math-verify: {rates['justrl-eval'] / rates['math-verify']:.2f}")
 
 

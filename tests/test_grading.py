@@ -171,3 +171,27 @@ def test_cli_grade_errors(tmp_path: Path, capsys) -> None:
     assert cli_main(["grade", str(tmp_path / "missing")]) == 2
     with pytest.raises(SystemExit):
         cli_main(["grade", str(tmp_path), "--verifier", "nope"])
+
+
+def test_undecided_verdicts_are_counted_apart_never_wrong(tmp_path: Path) -> None:
+    from justrl.verifiers import Verdict
+
+    gen = grading.GenerationFile(tmp_path / AIME, grading.parse_filename(AIME) or {})
+    gen.samples = [grading.Sample(pid, "5", "r", "q", seed, 1) for pid in (0, 1) for seed in (0, 1)]
+    right, wrong = Verdict(True, "5", "ok", "lenient"), Verdict(False, "4", "no", "lenient")
+    undecided = Verdict(False, None, "undecided: no verdict within 1s, nor 4s on a retry", undecided=True)
+    r = grading.file_metrics(
+        gen, [right, undecided, undecided, undecided], verifier_name="justrl-eval", lengths=[1] * 4,
+        length_unit="characters", judge_calls=0,
+    )  # fmt: skip
+    assert (r["undecided"], r["undecided_problems"]) == (3, 1)
+    assert r["mean_score"] == 1.0 and r["per_problem"] == {"0": 1.0}  # problem 1 has no verdict yet
+    assert r["mean_score_range"] == pytest.approx([0.25, 1.0])
+    assert r["stages"] == {"lenient": {"correct": 1, "incorrect": 0}}
+    r2 = grading.file_metrics(
+        gen, [right, wrong, wrong, undecided], verifier_name="justrl-eval", lengths=[1] * 4,
+        length_unit="characters", judge_calls=0,
+    )  # fmt: skip
+    assert r2["mean_score"] == pytest.approx((0.5 + 0.0) / 2) and r2["undecided"] == 1
+    report = {"files": {AIME: r2}, "grader": {"note": None}, "malformed_lines": []}
+    assert any("1 response(s) undecided" in line for line in grading.summary_lines(report))

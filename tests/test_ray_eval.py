@@ -154,3 +154,43 @@ def test_pool_direct_use_keeps_item_and_completion_together(tiny_model, local_ra
                              seeds=[it.seed for it in items])
     assert sorted(got) == list(range(7))
     assert sum(got[i].token_ids == c.token_ids for i, c in enumerate(direct)) >= 5  # see the first test
+
+
+# --- issue 14: engines end before their actors ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClosesTo:
+    """A backend factory whose backends note in ``folder`` when their ``close()`` runs, and in
+    which process (the actor's, before ``ray.kill``)."""
+
+    folder: str
+
+    def __call__(self) -> Any:
+        return _Closing(self.folder)
+
+
+class _Closing:
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def generate(self, prompts: Any, params: Any, seeds: Any = None) -> Any:
+        return [prompt for prompt in prompts]
+
+    def close(self) -> None:
+        Path(self.folder, f"closed-{os.getpid()}").touch()
+
+
+def test_workers_end_their_backends_before_the_actors_are_killed(tmp_path, local_ray):
+    """Case 3: ``ray.kill`` alone can leave vLLM's engine process, the actor's child, on the GPU."""
+    with WorkerPool(ClosesTo(str(tmp_path)), 2) as pool:
+        pids = pool.pids()
+        pool.generate([_Item("a", 1), _Item("b", 2)], SamplingParams(), 1, lambda *_: None)
+        assert not list(tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"closed-{pid}" for pid in pids)
+
+
+def test_gpus_per_worker_none_follows_the_cluster(local_ray):
+    """A CPU-only cluster (or head) gives hf workers no GPU rather than a request Ray cannot meet."""
+    with WorkerPool(AlwaysFails(), 1, gpus_per_worker=None) as pool:
+        assert pool.gpus_per_worker == 0 and len(pool.pids()) == 1

@@ -61,3 +61,7 @@ class FolderInUseError(JustrlError, RuntimeError):
 
 class BackendUnavailable(JustrlError, ImportError):
     """An optional dependency (vLLM, Ray, verl, ...) that is not installed or not usable here."""
+
+
+class ContextLengthError(ConfigError):
+    """A prompt plus its token budget that does not fit the model's context window."""

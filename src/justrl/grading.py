@@ -162,12 +162,24 @@ def distinct_ngrams(responses: Sequence[str], n: int = 4) -> float:
 
 
 def _stage_counts(verdicts: Sequence[Verdict], default_stage: str) -> dict[str, dict[str, int]]:
+    """Right and wrong verdicts by the stage that settled them (undecided ones are counted apart)."""
     counts: dict[str, dict[str, int]] = {}
     for v in verdicts:
-        stage = v.stage or ("timeout" if v.reason.startswith("timeout") else default_stage)
+        if v.undecided:
+            continue
+        stage = v.stage or default_stage
         entry = counts.setdefault(stage, {"correct": 0, "incorrect": 0})
         entry["correct" if v.correct else "incorrect"] += 1
     return counts
+
+
+def _score_range(by_problem: dict[int, list[Verdict]]) -> list[float]:
+    """avg@n with every undecided verdict wrong, and with every one right."""
+    if not by_problem:
+        return [0.0, 0.0]
+    low = [sum(v.correct for v in vs) / len(vs) for vs in by_problem.values()]
+    high = [sum(v.correct or v.undecided for v in vs) / len(vs) for vs in by_problem.values()]
+    return [sum(low) / len(low), sum(high) / len(high)]
 
 
 def file_metrics(
@@ -179,11 +191,20 @@ def file_metrics(
     length_unit: str,
     judge_calls: int,
 ) -> dict[str, Any]:
-    """The release's per-file fields plus pass@k, per-problem scores and stage counts."""
+    """The release's per-file fields plus pass@k, per-problem scores and stage counts.
+
+    An ``undecided`` verdict (no verdict within the time bound, even on a retry with a larger one)
+    is neither right nor wrong: the scores are over the decided samples (a problem with none is
+    left out and counted in ``undecided_problems``), ``undecided`` counts them, and
+    ``mean_score_range`` gives avg@n with all of them wrong and all of them right.
+    """
     by_problem: dict[int, list[bool]] = {}
+    all_by_problem: dict[int, list[Verdict]] = {}
     responses_by_problem: dict[int, list[str]] = {}
     for sample, verdict in zip(gen.samples, verdicts):
-        by_problem.setdefault(sample.example_id, []).append(verdict.correct)
+        all_by_problem.setdefault(sample.example_id, []).append(verdict)
+        if not verdict.undecided:
+            by_problem.setdefault(sample.example_id, []).append(verdict.correct)
         responses_by_problem.setdefault(sample.example_id, []).append(sample.response)
     problems = sorted(by_problem)
     means = [sum(by_problem[p]) / len(by_problem[p]) for p in problems]
@@ -215,7 +236,10 @@ def file_metrics(
         "stages": stages,
         "judge_calls": judge_calls,
         "judge_calls_saved": saved,
-        "timeouts": sum(1 for v in verdicts if v.reason.startswith("timeout")),
+        "undecided": sum(1 for v in verdicts if v.undecided),
+        "undecided_problems": len(all_by_problem) - len(by_problem),
+        "mean_score_range": _score_range(all_by_problem),
+        "timeouts": sum(1 for v in verdicts if v.undecided),  # the former name of "undecided"
         "malformed_lines": [str(m) for m in gen.malformed],
         "duplicate_lines": gen.duplicates,
         "per_problem": {str(p): m for p, m in zip(problems, means)},
@@ -389,6 +413,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         )
         if gap:
             lines.append(f"{name}: PARTIAL, {gap}: the scores above cover only the samples there")
+        if r.get("undecided"):
+            low, high = r["mean_score_range"]
+            lines.append(
+                f"{name}: {r['undecided']} response(s) undecided (no verdict within the time bound, nor on"
+                f" a retry with a larger one): left out of the scores; avg@n {low:.4f}-{high:.4f} with them"
+                " all wrong / all right"
+            )
     if report["grader"]["note"]:
         lines.append(report["grader"]["note"])
     if report["malformed_lines"]:

@@ -8,7 +8,9 @@ a worker that dies loses at most its unfinished shards, which are given to a fre
 
 Each actor builds its backend from a picklable zero-argument factory
 (:class:`justrl.evaluate.BackendSpec`): an ``hf`` model on the CPU threads Ray gives it, or one
-vLLM engine per GPU.
+vLLM engine per GPU. Before an actor is killed, it is asked to end its backend
+(:func:`justrl.vllm_backend.release`): ``ray.kill`` alone can leave vLLM's engine process, a child
+of the actor, holding the GPU that the next actor (or the judge) needs.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
+    def close(self) -> None:
+        """End the backend (vLLM: its engine process) while the actor is still alive."""
+        from justrl.vllm_backend import release
+
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            release(backend)
+
 
 def _import_ray() -> Any:
     try:
@@ -72,7 +82,8 @@ class WorkerPool:
         make_backend: picklable zero-argument callable returning a generator (``.generate``).
         workers: number of actors.
         cpus_per_worker / gpus_per_worker: Ray resources each actor reserves (its torch threads
-            follow ``cpus_per_worker``).
+            follow ``cpus_per_worker``). ``gpus_per_worker=None``: one GPU each when the cluster
+            has GPUs, else none (the driver may run on a CPU-only head node).
         max_retries: times one shard may be retried after a failure before the run stops.
         address: Ray cluster address; default ``$RAY_ADDRESS``, else a local Ray started here
             sized to the workers (and shut down on exit).
@@ -85,10 +96,11 @@ class WorkerPool:
         workers: int,
         *,
         cpus_per_worker: float = 1.0,
-        gpus_per_worker: float = 0,
+        gpus_per_worker: float | None = 0,
         max_retries: int = 3,
         address: str | None = None,
         in_flight_per_worker: int = 2,
+        close_timeout_s: float = 120.0,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -99,6 +111,7 @@ class WorkerPool:
         self.max_retries = max_retries
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.depth = max(1, in_flight_per_worker)
+        self.close_timeout_s = close_timeout_s
         self.restarts = 0  # actors replaced after dying
         self._ray: Any = None
         self._started_ray = False
@@ -119,6 +132,8 @@ class WorkerPool:
                     log_to_driver=False,
                 )
             self._started_ray = True
+        if self.gpus_per_worker is None:
+            self.gpus_per_worker = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self._actors = [self._new_actor() for _ in range(self.workers)]
         return self
 
@@ -136,6 +151,9 @@ class WorkerPool:
         return cls.remote(self.make_backend, threads)
 
     def _kill(self, actor: Any) -> None:
+        """Have the actor end its backend, then kill it (a dead or stuck actor is just killed)."""
+        with contextlib.suppress(Exception):  # dead already, or its close failed or timed out
+            self._ray.get(actor.close.remote(), timeout=self.close_timeout_s)
         with contextlib.suppress(Exception):  # already gone
             self._ray.kill(actor, no_restart=True)
 

@@ -28,6 +28,21 @@ def test_gpus_per_worker():
     assert E.gpus_per_worker(E.EvalConfig(model="m", backend="vllm", tensor_parallel_size=4)) == 4
     assert E.gpus_per_worker(E.EvalConfig(model="m", device="cuda:1")) == 1
     assert E.gpus_per_worker(E.EvalConfig(model="m", device="cpu")) == 0
+    # unset: the Ray pool decides from the cluster, not from this (maybe CPU-only head) process
+    assert E.gpus_per_worker(E.EvalConfig(model="m")) is None
+
+
+def test_the_judge_gets_its_own_engine_settings():
+    """Case 5 of issue 14: the judge reused the policy's tensor-parallel size and GPU share."""
+    from justrl.evaluate.backends import judge_engine
+
+    config = E.apply_overrides(E.EvalConfig(model="m", backend="vllm"), [
+        "tensor_parallel_size=4", "gpu_memory_utilization=0.95", "judge_gpu_memory_utilization=0.5",
+        "judge_max_model_len=8192", "judge_batch_tokens=100000", "enforce_eager=true"])
+    engine = judge_engine(config)
+    assert (engine.backend, engine.tensor_parallel_size, engine.gpu_memory_utilization) == ("vllm", 1, 0.5)
+    assert (engine.max_model_len, engine.batch_tokens, engine.enforce_eager) == (8192, 100000, True)
+    assert E.backend_spec(E.apply_overrides(config, ["max_model_len=2048"])).options["max_model_len"] == 2048
 
 
 def test_hf_spec_builds_a_generator(tiny_model):

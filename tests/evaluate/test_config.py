@@ -50,3 +50,20 @@ def test_flags_are_not_overridable_and_out_dir_defaults_to_the_model_name():
     assert {"n", "temperature", "grader", "retries"} <= set(E.override_keys())
     assert str(E.EvalConfig(model="hub/Some-Model/").out_dir()) == "runs/eval/Some-Model"
     assert str(E.EvalConfig(model="m", out="elsewhere").out_dir()) == "elsewhere"
+
+
+def test_one_named_gpu_with_several_workers_is_refused():
+    """Case 5 of issue 14: each Ray worker sees only the GPU Ray gives it, as cuda:0."""
+    with pytest.raises(E.EvalError, match=r"device=cuda:1 names one GPU, but each of the 2 Ray workers"):
+        E.EvalConfig(model="m", device="cuda:1", workers=2).validate()
+    E.EvalConfig(model="m", device="cuda", workers=2).validate()
+    E.EvalConfig(model="m", device="cuda:1").validate()
+
+
+def test_engine_settings_are_checked():
+    config = E.EvalConfig(model="m")
+    assert (config.judge_tensor_parallel_size, config.allow_truncated_budget) == (1, False)
+    for bad in ("judge_gpu_memory_utilization=1.5", "judge_tensor_parallel_size=0", "max_model_len=0",
+                "judge_batch_tokens=0"):
+        with pytest.raises(E.EvalError, match=bad.split("=")[0]):
+            E.apply_overrides(config, [bad])

@@ -75,19 +75,6 @@ def test_a_template_keeps_a_literal_boxed_and_reads_format_escapes():
     assert E.format_prompt(E.EVAL_PROMPT, problem).endswith("within \\boxed{}.")
 
 
-def test_context_overflow_names_the_longest_prompt(tiny_model, data_dir, tmp_path):
-    from justrl import benchmarks as B
-
-    tokenizer = E.load_tokenizer(str(tiny_model))
-    config = E.EvalConfig(model=str(tiny_model), n=1, limit=2)
-    plan = E.plan_benchmark(B.locate(B.select("AIME24"), str(data_dir))["AIME24"], config, tmp_path,
-                            lambda m: E.chat_text(tokenizer, m))
-    longest = max(len(tokenizer.encode(r.text, add_special_tokens=False)) for r in plan.requests)
-    assert E.context_overflow([plan], tokenizer, 10, longest + 10) is None
-    message = E.context_overflow([plan], tokenizer, 11, longest + 10)
-    assert f"{longest} tokens) plus max_tokens=11 exceeds the model's context of {longest + 10}" in message
-    assert E.model_context(str(tiny_model)) == 128
-
 
 def test_batching_order_is_longest_prompt_first_one_problem_together():
     def request(example_id: int, seed: int, text: str) -> E.SampleRequest:

@@ -75,3 +75,18 @@ def test_a_zero_width_interval_marks_no_published_row():
         assert comps["AIME24"].difference == pytest.approx(0.0 - row.scores["AIME24"])
     table = [line for line in E.render_report(summary).splitlines() if line.startswith(("| AIME24", "| MATH-500"))]
     assert len(table) == 2 and not any("†" in line for line in table)
+
+
+def test_the_grading_section_shows_undecided_answers_apart():
+    from justrl.evaluate.report import _grading_section
+
+    metrics = {"responses": 8, "stages": {"release-rule": {"correct": 5, "incorrect": 0},
+               "lenient": {"correct": 0, "incorrect": 1}}, "format_error_rollouts": 0, "undecided": 2,
+               "mean_score_range": [0.625, 0.875], "judge_calls": 0, "judge_calls_saved": 0,
+               "avg_output_length": 10, "avg_output_length_unit": "characters", "best_score": 1.0}  # fmt: skip
+    grading = {"grader": {"verifier": "justrl-eval", "judge": None}, "files": {"AIME24": metrics}}
+    lines = _grading_section(grading)
+    assert "| undecided |" in lines[5] and lines[7].startswith("| AIME24 | 8 | 5 | 0 | 1 | 0 | 2 |")
+    assert lines[-1].endswith("AIME24 62.5-87.5.") and "never counted wrong" in lines[-1]
+    decided = _grading_section({**grading, "files": {"AIME24": {**metrics, "undecided": 0}}})
+    assert "never counted wrong" not in decided[-1]

@@ -163,7 +163,8 @@ def test_judge_model_grades_what_the_rules_reject(tiny_model, data_dir, tmp_path
     monkeypatch.setattr(judge_mod, "load_judge", lambda model, **kw: loaded.append((model, kw)) or Judge())
     config = _config(tiny_model, data_dir, tmp_path / "j", "AIME24", "n=2", "limit=3", "max_tokens=4", "device=cpu")
     result = E.run(dataclasses.replace(config, judge_model=str(tiny_model)))
-    assert loaded == [(str(tiny_model), {"device": "cpu"})]
+    [(model, options)] = loaded
+    assert model == str(tiny_model) and (options["engine"].backend, options["engine"].device) == ("hf", "cpu")
     assert len(asked) == 6 and result.summary.scores[0].score == 100.0
     report = (tmp_path / "j" / E.REPORT_FILE).read_text()
     assert "with judge `stand-in-judge`" in report and "right by judge" in report

@@ -53,7 +53,9 @@ def test_verify_batch_survives_a_killed_worker(warm_pool) -> None:
     assert killed and after.worker_deaths > before.worker_deaths
     assert killed[0] not in verifiers.worker_pids()
     expected = [get("lenient", timeout_s=BOUND_S)(r, t) for r, t in zip(responses, truths)]
-    assert batch == expected
+    # The slow item's verdict may be undecided (its cost depends on the machine); never right.
+    assert not batch[5].correct and not expected[5].correct
+    assert batch[:5] + batch[6:] == expected[:5] + expected[6:]
 
 
 def test_verify_batch_rejects_bad_arguments() -> None:

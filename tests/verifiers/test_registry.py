@@ -16,7 +16,7 @@ VERIFIER_NAMES = ("dapo-strict", "release-rule", "lenient", "justrl-eval")
 
 REQUIRED_CATEGORIES = {
     "integer", "fraction", "radical", "interval", "tuple", "matrix", "set", "choice", "units", "scientific",
-    "expression", "format",
+    "expression", "format", "no-box", "pieces", "retracted", "percent", "split-digits", "mixed-number", "base",
 }  # fmt: skip
 
 

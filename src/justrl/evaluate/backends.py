@@ -55,19 +55,20 @@ def backend_spec(config: EvalConfig) -> BackendSpec:
             "tensor_parallel_size": config.tensor_parallel_size,
             "enforce_eager": config.enforce_eager,
             **({"dtype": config.dtype} if config.dtype else {}),
+            **({"max_model_len": config.max_model_len} if config.max_model_len else {}),
         }
     return BackendSpec(config.backend, config.model, options)
 
 
-def gpus_per_worker(config: EvalConfig) -> int:
-    """GPUs each Ray worker reserves: vllm's tensor-parallel size; one for hf on CUDA, else none."""
+def gpus_per_worker(config: EvalConfig) -> int | None:
+    """GPUs each Ray worker reserves: vllm's tensor-parallel size; for hf one on ``device=cuda``,
+    none on ``device=cpu``, and unset: None, for the pool to decide from the cluster's GPUs (not
+    from this process, which may run on a CPU-only head node)."""
     if config.backend == "vllm":
         return config.tensor_parallel_size
     if config.device is not None:
         return 1 if config.device.startswith("cuda") else 0
-    import torch
-
-    return 1 if torch.cuda.is_available() else 0
+    return None
 
 
 def sampling_params(config: EvalConfig) -> Any:
@@ -93,20 +94,26 @@ def generate_local(
             on_result(request, completion)
 
 
+def judge_engine(config: EvalConfig) -> Any:
+    """The judge's engine settings: its own GPU share, tensor-parallel size and context."""
+    from justrl.judge import JudgeEngine
+
+    return JudgeEngine(
+        backend=config.backend, device=config.device, dtype=config.dtype,
+        gpu_memory_utilization=config.judge_gpu_memory_utilization,
+        tensor_parallel_size=config.judge_tensor_parallel_size, enforce_eager=config.enforce_eager,
+        max_model_len=config.judge_max_model_len, batch_tokens=config.judge_batch_tokens,
+    )
+
+
 def load_judge(config: EvalConfig) -> Any:
-    """The model judge of ``--judge-model``, on the evaluation's backend; None without one."""
+    """The model judge of ``--judge-model``, on the evaluation's backend; None without one. Its
+    model loads when grading first has answers for it (after the policy's engine has ended)."""
     if not config.judge_model:
         return None
     from justrl import judge as judge_mod
 
-    if config.backend == "vllm":
-        from justrl.vllm_backend import VLLMGenerator
-
-        generator = VLLMGenerator(config.judge_model, gpu_memory_utilization=config.gpu_memory_utilization,
-                                  tensor_parallel_size=config.tensor_parallel_size)
-        return judge_mod.CompassVerifierJudge(
-            generator, judge_mod.chat_template_of(generator.tokenizer), name=config.judge_model)
-    return judge_mod.load_judge(config.judge_model, **_device_options(config))
+    return judge_mod.load_judge(config.judge_model, engine=judge_engine(config))
 
 
 class GenerationProgress:

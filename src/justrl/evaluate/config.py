@@ -79,6 +79,19 @@ class EvalConfig:
     """vllm: GPUs per engine."""
     enforce_eager: bool = False
     """vllm: no CUDA graphs (the release sets it; it changes speed, not the samples' distribution)."""
+    max_model_len: int | None = None
+    """vllm: the engine's context (prompt + response); default: the model config's."""
+    allow_truncated_budget: bool = False
+    """vllm: run even when the longest prompt + ``max_tokens`` exceeds the context (those responses
+    stop at the context); otherwise refused before generation. The budget really given is recorded."""
+    judge_gpu_memory_utilization: float = 0.9
+    """vllm judge: share of GPU memory its engine may take (it starts after the policy's has ended)."""
+    judge_tensor_parallel_size: int = 1
+    """vllm judge: GPUs for its engine (the release: 1)."""
+    judge_max_model_len: int | None = None
+    """vllm judge: its engine's context; default: its longest prompt + 2,048, within the model's."""
+    judge_batch_tokens: int | None = None
+    """Judge: tokens per generate call, longest prompts first; default 65,536 (hf), 1,048,576 (vllm)."""
     worker_cpus: float = 1.0
     """Ray: CPUs reserved per worker (hf backend)."""
     retries: int = 3
@@ -112,8 +125,26 @@ class EvalConfig:
             problems.append(f"family must be one of {', '.join(bench_mod.families())}, all or none")
         if self.bootstrap < 1:
             problems.append("bootstrap must be >= 1")
+        problems += self._engine_problems()
         if problems:
             raise EvalError("invalid evaluation settings: " + "; ".join(problems))
+
+    def _engine_problems(self) -> list[str]:
+        problems = []
+        if self.device is not None and self.device.startswith("cuda:") and self.workers > 1:
+            problems.append(
+                f"device={self.device} names one GPU, but each of the {self.workers} Ray workers sees only "
+                "the GPU Ray gives it (as cuda:0); use device=cuda, or leave device unset"
+            )
+        for key in ("gpu_memory_utilization", "judge_gpu_memory_utilization"):
+            if not 0 < getattr(self, key) <= 1:
+                problems.append(f"{key} must be in (0, 1]")
+        for key in ("tensor_parallel_size", "judge_tensor_parallel_size", "max_model_len",
+                    "judge_max_model_len", "judge_batch_tokens"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                problems.append(f"{key} must be >= 1")
+        return problems
 
     def samples_per_call(self) -> int:
         return self.batch_size or (512 if self.backend == "vllm" else 32)

@@ -83,33 +83,6 @@ def fill_template(template: str, problem: str) -> str:
     return problem.join(part.replace("{{", "{").replace("}}", "}") for part in parts)
 
 
-def context_overflow(plans: Sequence[BenchmarkPlan], tokenizer: Any, max_tokens: int,
-                     context: int | None) -> str | None:
-    """Why the longest prompt plus ``max_tokens`` does not fit the model's context; None if it does."""
-    if not context:
-        return None
-    longest, where = 0, ""
-    for plan in plans:
-        for request in plan.requests[:: max(1, plan.samples_per_problem)]:  # one per problem
-            length = len(tokenizer.encode(request.text, add_special_tokens=False))
-            if length > longest:
-                longest, where = length, f"{plan.benchmark.name} problem {request.example_id}"
-    if longest + max_tokens <= context:
-        return None
-    return (f"the longest prompt ({where}, {longest} tokens) plus max_tokens={max_tokens} exceeds the "
-            f"model's context of {context} tokens; lower max_tokens to at most {max(context - longest, 0)}")
-
-
-def model_context(model: str) -> int | None:
-    """The model's context length (``max_position_embeddings`` of its config), where it says."""
-    try:
-        from transformers import AutoConfig
-
-        return int(getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", 0)) or None
-    except Exception:  # unreadable config: the backend reports it when it loads the model
-        return None
-
-
 def chat_text(tokenizer: Any, user_message: str) -> str:
     """The user message as one user turn through the tokenizer's chat template."""
     if getattr(tokenizer, "chat_template", None) is None:

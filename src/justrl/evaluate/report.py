@@ -41,6 +41,14 @@ def _cell(comp: Comparison) -> str:
     return f"{comp.published:.2f} ({comp.difference:+.1f}){mark}"
 
 
+def _budget_note(budget: dict[str, Any] | None) -> str:
+    """What the context really left, when it left some responses less than ``max_tokens``."""
+    if not budget or not budget.get("truncated"):
+        return ""
+    return (f" (**truncated**: the longest prompt, {budget['longest_prompt_label']}, leaves "
+            f"{budget['effective_max_tokens']} before the model's {budget['context']}-token context)")
+
+
 def render_report(summary: Summary) -> str:
     """``report.md``: settings, the score table with CIs next to the published rows, notes."""
     s = summary.settings
@@ -50,7 +58,7 @@ def render_report(summary: Summary) -> str:
         f"| backend | {s.get('backend')} (workers: {s.get('workers')}) |",
         f"| prompt | `{_show_template(str(s.get('prompt')))}` as one user turn through the chat template |",
         f"| sampling | temperature {s.get('temperature')}, top-p {s.get('top_p')}, "
-        f"max new tokens {s.get('max_tokens')} |",
+        f"max new tokens {s.get('max_tokens')}{_budget_note(s.get('budget'))} |",
         f"| samples per problem | {s.get('n') or 'the paper’s N per benchmark'} (one seed per sample, "
         f"drawn from seed {s.get('seed')}) |",
         f"| grader | {s.get('grader')}"
@@ -110,18 +118,25 @@ def _grading_section(grading: dict[str, Any]) -> list[str]:
     stages = [STAGE_RELEASE, STAGE_LENIENT] + ([STAGE_JUDGE] if judge else [])
     stages += sorted({st for m in files.values() for st in m.get("stages", {})} - set(stages))
     head = ["benchmark", "responses"] + [f"right by {st}" for st in stages] + [
-        "wrong", "no \\boxed", "timeouts", "judge calls (saved)", "avg length", "pass@n"]
+        "wrong", "no \\boxed", "undecided", "judge calls (saved)", "avg length", "pass@n"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * (len(head) - 1))
     for name, m in files.items():
         st = m.get("stages", {})
         wrong = sum(c.get("incorrect", 0) for c in st.values())
         row = [name, str(m.get("responses"))] + [str(st.get(x, {}).get("correct", 0)) for x in stages] + [
-            str(wrong), str(m.get("format_error_rollouts")), str(m.get("timeouts")),
+            str(wrong), str(m.get("format_error_rollouts")), str(m.get("undecided", m.get("timeouts"))),
             f"{m.get('judge_calls')} ({m.get('judge_calls_saved')})",
             f"{m.get('avg_output_length', 0):.0f} {m.get('avg_output_length_unit', '')}",
             f"{100 * m.get('best_score', 0):.1f}"]
         lines.append("| " + " | ".join(row) + " |")
+    undecided = {name: m for name, m in files.items() if m.get("undecided")}
+    if undecided:
+        lines += ["", "Undecided answers got no verdict within the time bound, nor on a retry with a larger "
+                  "one: they are left out of the scores, never counted wrong. With all of them wrong / all "
+                  "right, avg@n would be: " + "; ".join(
+                      f"{name} {100 * m['mean_score_range'][0]:.1f}-{100 * m['mean_score_range'][1]:.1f}"
+                      for name, m in undecided.items() if "mean_score_range" in m) + "."]  # fmt: skip
     return lines
 
 

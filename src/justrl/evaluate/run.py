@@ -3,6 +3,7 @@ reports; each step is one function below, in the order it runs."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from justrl import __version__, folders, grading, logs, model_files, verifiers
 from justrl import benchmarks as bench_mod
+from justrl.context_window import Budget, check_budget, model_context
 from justrl.errors import EvalError
 from justrl.evaluate import backends
 from justrl.evaluate.config import CONFIG_FILE, EvalConfig, check_device
@@ -17,9 +19,7 @@ from justrl.evaluate.plan import (
     BenchmarkPlan,
     SampleRequest,
     chat_text,
-    context_overflow,
     load_tokenizer,
-    model_context,
     order_for_batching,
     plan_benchmark,
 )
@@ -81,9 +81,9 @@ def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callab
 
     tokenizer = load_tokenizer(config.model)
     plans = [plan_benchmark(files[b.name], config, out_dir, lambda m: chat_text(tokenizer, m)) for b in selected]
-    _check_context(plans, tokenizer, config)
     settings = {**config.to_dict(), "benchmarks": [b.name for b in selected], "out": str(out_dir)}
     settings["nonrelease_files"] = [f.benchmark.name for f in files.values() if not f.is_release_file]
+    settings["budget"] = check_context(plans, config, tokenizer).to_dict()
     _write_config(out_dir, settings, weights, plans)
 
     generated = generate_missing(plans, config, backend or backends.backend_spec(config))
@@ -103,13 +103,20 @@ def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callab
     return EvalResult(out_dir, {p.benchmark.name: p.path for p in plans}, generated, summary, report, chart)
 
 
-def _check_context(plans: list[BenchmarkPlan], tokenizer: Any, config: EvalConfig) -> None:
-    """Warn, before any generation, when the longest prompt plus ``max_tokens`` exceeds the model's
-    configured context (``max_position_embeddings``): responses may then be cut or degrade. A
-    warning, not an error: the engine's own limit (vLLM's ``max_model_len``) may differ from it."""
-    overflow = context_overflow(plans, tokenizer, config.max_tokens, model_context(config.model))
-    if overflow is not None:
-        log.warning("%s", overflow)
+def check_context(plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any) -> Budget:
+    """The token budget the run really gives; refused (one line naming the longest prompt) when
+    vLLM would stop responses at the model's context before ``max_tokens``, or refuse a prompt
+    outright, unless ``allow_truncated_budget``. The hf backend has no context limit to enforce."""
+    if config.backend != "vllm":
+        return check_budget({}, config.max_tokens, None)
+    prompts = {}
+    for p in plans:
+        for r in p.requests:
+            label = f"{p.benchmark.name}/{r.example_id}"
+            if label not in prompts:
+                prompts[label] = len(tokenizer.encode(r.text, add_special_tokens=False))
+    context = model_context(config.model, config.max_model_len)
+    return check_budget(prompts, config.max_tokens, context, allow_truncated=config.allow_truncated_budget)
 
 
 def _write_config(out_dir: Path, settings: dict[str, Any], weights: dict[str, Any],
@@ -139,7 +146,10 @@ def generate_missing(plans: list[BenchmarkPlan], config: EvalConfig, make_backen
         if sf.dropped_bytes:
             log.warning("%s: dropped a partial last line (%d bytes) left by an interrupted run",
                         name, sf.dropped_bytes)
+    from justrl.vllm_backend import is_final  # imports torch: only when generating
+
     generated = 0
+    unfinished: list[str] = []
     try:
         if not any(pending.values()):
             log.info("all samples already generated; grading")
@@ -151,6 +161,9 @@ def generate_missing(plans: list[BenchmarkPlan], config: EvalConfig, make_backen
 
             def on_result(request: SampleRequest, completion: Any) -> None:
                 nonlocal generated
+                if not is_final(completion):  # never written: a rerun generates it again
+                    unfinished.append(completion.finish_reason)
+                    return
                 if sample_files[request.benchmark].append(request.record(completion.text)):
                     generated += 1
                     progress.advance(bars[request.benchmark], len(completion.token_ids))
@@ -163,6 +176,12 @@ def generate_missing(plans: list[BenchmarkPlan], config: EvalConfig, make_backen
     finally:
         for sf in sample_files.values():
             sf.close()
+    if unfinished:
+        reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(Counter(unfinished).items()))
+        raise EvalError(
+            f"{len(unfinished)} samples did not finish even after retries ({reasons}); nothing was written "
+            f"for them ({generated} others were). Run the same command again to generate them."
+        )
     return generated
 
 
@@ -186,19 +205,29 @@ def _generate(
                                  max_retries=config.retries) as pool:
             pool.generate(queue, params, config.samples_per_call(), on_result, on_submit=on_submit)
         return
+    from justrl.vllm_backend import release
+
     generator = make_backend()
-    for p in plans:
-        requests = order_for_batching(pending[p.benchmark.name])
-        if requests:
-            on_submit(requests)
-            backends.generate_local(generator, requests, params, config.samples_per_call(), on_result)
+    try:
+        for p in plans:
+            requests = order_for_batching(pending[p.benchmark.name])
+            if requests:
+                on_submit(requests)
+                backends.generate_local(generator, requests, params, config.samples_per_call(), on_result)
+    finally:  # the policy's engine ends here, before any judge's starts
+        release(generator)
 
 
 def _grade(out_dir: Path, plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any) -> dict[str, Any]:
     """Grade the folder (``grading_results.json``) and pick out this run's files."""
     judge = backends.load_judge(config)
     planned = {p.path.name: {r.key for r in p.requests} for p in plans}  # exactly what this run scores
-    report = grading.grade_dir(out_dir, verifier=config.grader, judge=judge, tokenizer=tokenizer, only=planned)
+    try:
+        report = grading.grade_dir(out_dir, verifier=config.grader, judge=judge, tokenizer=tokenizer, only=planned)
+    finally:
+        close = getattr(judge, "close", None)
+        if callable(close):  # the judge's engine ends with grading
+            close()
     per_problem: dict[str, dict[int, float]] = {}
     samples: dict[str, int] = {}
     files: dict[str, Any] = {}

@@ -15,20 +15,26 @@ with :func:`get`:
     functions evaluates it.
 ``lenient``
     Math-Verify equivalence (its LaTeX parser, no hand-made one) on the answer the response states
-    (``\\boxed{}`` or an "answer:"-anchored statement), with Math-Verify's signal timeouts off.
+    (the last ``\\boxed{}``, adjacent boxes joined; else an "answer is" statement or the final
+    math span), numbers read exactly, with Math-Verify's signal timeouts off.
 ``justrl-eval``
     The evaluation grader in stages: ``release-rule``, then ``lenient``, then an optional model
-    judge (:mod:`justrl.judge`). Each verdict records the stage that settled it.
+    judge (:mod:`justrl.judge`). Each verdict records the stage that settled it. Where
+    ``lenient`` proves an answer the release's rule accepts different by an exact reading
+    (scientific notation, mixed numbers, split digits, bases, unit powers), it is rejected.
 
 Every check that may be slow runs in a worker process that is killed when it exceeds its time
-bound (default 1 s), which works from any thread or process, unlike ``signal.alarm``. Cheap string
-checks (``quick``) settle most answers without leaving the calling process. :func:`verify_batch`
-spreads a batch over a pool of such workers.
+bound (default 1 s), which works from any thread or process, unlike ``signal.alarm``; an item that
+overruns is retried once with a larger bound, and is ``undecided`` (``Verdict.undecided``) if it
+overruns that too. Cheap string checks (``quick``) settle most answers without leaving the calling
+process. :func:`verify_batch` spreads a batch over a pool of such workers.
 
 Where things live (one concept a module):
 
 - ``base``: :class:`Verdict` and the protocols a verifier implements;
 - ``boxed``: finding ``\\boxed{}`` answers (brace scanning);
+- ``stated``: which part of a response is its stated answer (``lenient``'s extraction rules);
+- ``numbers``: reading numbers, percentages, bases and units exactly;
 - ``strict``: ``dapo-strict`` and :func:`dapo_reward`, the training reward;
 - ``release_rule``: ``release-rule``, the release's grader reproduced;
 - ``safe_sympy``: what that grader needs sympy to evaluate, evaluated without ``eval``;
@@ -36,7 +42,8 @@ Where things live (one concept a module):
 - ``staged``: ``justrl-eval`` and the model judge stage (:func:`apply_judge`);
 - ``registry``: the verifiers by name (:func:`get`, :func:`known_verifiers`);
 - ``workers``: one verification worker process, the zygote that forks them;
-- ``pool``: the time bound -- the shared pool of workers (:func:`run_checked`);
+- ``pool``: the time bound -- the shared pool of workers (:func:`run_checked`), the retry of
+  items that overran it, ``undecided``;
 - ``batch``: :func:`verify_batch`.
 """
 
@@ -46,7 +53,7 @@ from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, Verifier
 from justrl.verifiers.batch import verify_batch
 from justrl.verifiers.boxed import BOXED, last_boxed_content
 from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
-from justrl.verifiers.pool import PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
+from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
 from justrl.verifiers.registry import get, known_verifiers
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
@@ -71,6 +78,7 @@ __all__ = [
     "JustrlEval",
     "Lenient",
     "PoolStats",
+    "RETRY_FACTOR",
     "ReleaseRule",
     "UnsafeExpression",
     "Verdict",

@@ -25,6 +25,9 @@ class Verdict:
     extracted: str | None  # the answer the verifier read from the response, if any
     reason: str  # short explanation, e.g. "exact-match", "no-boxed", "timeout"
     stage: str | None = None  # the stage that settled it (``justrl-eval``)
+    # No verdict within the time bound, even on the retry with a larger one: neither right nor
+    # wrong (``correct`` is False so sums of ``correct`` never count it right); reports count it apart.
+    undecided: bool = False
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ def verify_batch(
     ground_truths: list[str],
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry_timeout_s: float | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     **options: Any,
@@ -30,7 +31,9 @@ def verify_batch(
 
     What a cheap check settles is settled here; the rest goes to ``workers`` processes (default:
     the CPUs this process may use), each item bounded by ``timeout_s`` (a worker that overruns is
-    killed and replaced; the item is graded wrong with reason ``timeout``). A worker that dies is
+    killed and replaced; the item is retried once, on a fresh worker with the larger bound
+    ``retry_timeout_s`` (default ``pool.RETRY_FACTOR * timeout_s``), and is ``undecided`` if it
+    overruns that too -- never graded wrong for it). A worker that dies is
     replaced and its item retried once. ``progress(n_done)`` is called as items complete.
     """
     if len(responses) != len(ground_truths):
@@ -54,6 +57,8 @@ def verify_batch(
     if heavy:
         n_workers = workers if workers is not None else pool.cpu_count()
         relay = None if progress is None else (lambda n: progress(settled + n))
-        for index, verdict in pool.run_many(checked, heavy, timeout_s, n_workers, progress=relay).items():
+        for index, verdict in pool.run_many(
+            checked, heavy, timeout_s, n_workers, progress=relay, retry_timeout_s=retry_timeout_s
+        ).items():
             results[index] = verdict
     return [v for v in results if v is not None]

@@ -1,7 +1,8 @@
 """``lenient``: Math-Verify equivalence on the answer the response states.
 
-Math-Verify's own LaTeX parser and comparison (no hand-made parser), on the last ``\\boxed{}`` or
-an "answer"-anchored statement, after rewriting a few notations it misreads. Its signal-based
+Math-Verify's own LaTeX parser and comparison (no hand-made parser), on the answer the response
+states (:mod:`justrl.verifiers.stated`), after reading numbers exactly
+(:mod:`justrl.verifiers.numbers`) and rewriting a few notations it misreads. Its signal-based
 timeouts are off (they only work in a process's main thread): the time bound is the worker
 process's (:mod:`justrl.verifiers.pool`).
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
+from justrl.verifiers import numbers, stated
 from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, require
-from justrl.verifiers.boxed import BOXED, FBOX, brace_depth, last_box, last_boxed_content
+from justrl.verifiers.boxed import FBOX, brace_depth
 from justrl.verifiers.pool import run_checked
 
 LENIENT_TAIL_CHARS = 4096  # the stated answer is looked for in the response's last 4 KiB
@@ -39,21 +41,7 @@ _NUMBER_WORDS_TEXT = (
 )
 _NUMBER_WORDS = {word: str(value) for value, word in enumerate(_NUMBER_WORDS_TEXT.split())}
 _TEXT_NUMBER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{\s*(-?[0-9.]+|[A-Za-z]+)(?:\s+[A-Za-z ]*)?\}")
-_THOUSANDS_MARK = re.compile(r"(?<=\d)(?:\\,|\\!|\{,\}|\\ |~)(?=\d{3}(?!\d))")
-_SPACED_THOUSANDS = re.compile(r"-?\d{1,3}(?: \d{3})+")
-_SCIENTIFIC = re.compile(
-    r"(-?\d+(?:\.\d+)?)\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^|\*\s*10\s*\^)\s*\{?([+-]?\d{1,3})\}?"
-)
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
-_PERCENT = re.compile(r"(.+?)\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)")
-
-
-def _scientific_to_decimal(m: re.Match[str]) -> str:
-    from decimal import Decimal
-
-    value = Decimal(m.group(1)).scaleb(int(m.group(2)))
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _repeating_to_fraction(m: re.Match[str]) -> str:
@@ -72,12 +60,7 @@ def _prenormalize(answer: str) -> str:
     if m is not None and (m.group(1).lower() in _NUMBER_WORDS or m.group(1)[-1:].isdigit()):
         text = m.group(1)
     text = _NUMBER_WORDS.get(text.lower(), text)
-    text = _THOUSANDS_MARK.sub("", text)
-    if _SPACED_THOUSANDS.fullmatch(text):
-        text = text.replace(" ", "")
-    m = _SCIENTIFIC.fullmatch(text)
-    if m is not None and abs(int(m.group(2))) <= 60:
-        text = _scientific_to_decimal(m)
+    text = numbers.normalize_number(text)
     m = _REPEATING.fullmatch(text)
     if m is not None:
         text = _repeating_to_fraction(m)
@@ -93,24 +76,26 @@ def _light_normalize(answer: str) -> str:
 
 
 def _unwrap_truth(ground_truth: str) -> str:
+    """The answer a ground truth states: its boxes (joined as :mod:`.stated` joins them), its one
+    math span, or itself."""
     truth = ground_truth.strip()
     if "\\boxed" in truth:
-        inner = last_boxed_content(truth)
-        if inner is not None:
+        inner = stated.box_answer(truth)
+        if inner is not None and inner is not stated.UNCLOSED and inner is not stated.RETRACTED:
             return inner
-    if len(truth) >= 2 and truth[0] == "$" and truth[-1] == "$" and truth.count("$") == 2:
-        return truth[1:-1]
+    span = _ONE_SPAN.fullmatch(truth)
+    if span is not None:
+        return next(g for g in span.groups() if g is not None).strip()
     return truth
 
 
+_ONE_SPAN = re.compile(r"\$\$([^$]*)\$\$|\$([^$]*)\$|\\\[(.*)\\\]", re.DOTALL)
 _TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\(?[0-9]+\s*\^|\*\*\s*\(?[0-9]+\s*\*\*")
 
 
 def _percent_readings(given: str, truth: str) -> list[tuple[str, str]]:
     """``(given, truth)`` pairs to compare: percent signs dropped, and ``25%`` also read as 0.25."""
-    given_pct, truth_pct = _PERCENT.fullmatch(given), _PERCENT.fullmatch(truth)
-    g = given_pct.group(1) if given_pct else given
-    t = truth_pct.group(1) if truth_pct else truth
+    (g, given_pct), (t, truth_pct) = numbers.strip_percent(given), numbers.strip_percent(truth)
     readings = [(g, t)]
     if given_pct and not truth_pct:
         readings.append((f"\\frac{{{g}}}{{100}}", t))
@@ -138,69 +123,39 @@ def _mv_equal(gold_latex: str, pred_latex: str) -> bool | None:
     return bool(pred) and verify(list(gold), list(pred), allow_set_relation_comp=True, timeout_seconds=None)
 
 
-_EXACT_NUMBER = re.compile(
-    r"(-?)(?:(\d{1,60}(?:\.\d{1,60})?)|\\frac\{(\d{1,60})\}\{(\d{1,60})\}|(\d{1,60})/(\d{1,60}))"
-)
-
-
-def _exact_number(text: str) -> Fraction | None:
-    """The exact value of a plain integer, decimal or fraction (``-3``, ``0.25``, ``\\frac{1}{4}``)."""
-    m = _EXACT_NUMBER.fullmatch(text)
-    if m is None:
-        return None
-    sign, decimal, frac_num, frac_den, slash_num, slash_den = m.groups()
-    try:
-        if decimal is not None:
-            value = Fraction(decimal)
-        elif frac_num is not None:
-            value = Fraction(int(frac_num), int(frac_den))
-        else:
-            value = Fraction(int(slash_num), int(slash_den))
-    except ZeroDivisionError:
-        return None
-    return -value if sign else value
-
-
-_PHRASE_TO_BOX = re.compile(r"[^$\\]{0,80}?(?:\$\$?|\\\[|\\\()?\s*")
-
-
 _ASSIGNMENT = re.compile(r"[A-Za-z]=([^=<>]+)")
-_UNCLOSED = "\\boxed{"  # sentinel returned by _decisive_box (compared by identity)
+_SENTINELS = (stated.UNCLOSED, stated.RETRACTED)
 
 
-def _decisive_box(tail: str) -> str | None:
-    """The content of the last ``\\boxed{}`` when Math-Verify's ranking surely picks it as the
-    answer, :data:`_UNCLOSED` when that box never closes, else ``None`` (let Math-Verify rank).
-
-    The box is decisive when no "final answer" phrase precedes it, or a single one leads straight
-    into it ("**Final Answer** \\[ \\boxed{...", "final answer is $\\boxed{..."), which
-    Math-Verify's phrase patterns then read as the same answer.
-    """
-    box = tail.rfind(BOXED)
-    if box < 0 or box < tail.rfind(FBOX):
-        return None
-    lowered = tail.lower()
-    phrase = lowered.find("final answer")
-    if phrase >= 0:
-        if lowered.find("final answer", phrase + 1) >= 0 or phrase > box:
-            return None
-        if _PHRASE_TO_BOX.fullmatch(tail, phrase + len("final answer"), box) is None:
-            return None
-    content = last_boxed_content(tail[box:])
-    return _UNCLOSED if content is None else content
+def _settled_by_form(given: str, truth: str) -> Verdict | None:
+    """What the answers' form alone settles (depth, towers, split digits, bases, unit powers)."""
+    if brace_depth(given) > MAX_BRACE_DEPTH:
+        return Verdict(False, given[:200], "too-deeply-nested")
+    if _TOWER.search(given) and not _TOWER.search(truth):
+        return Verdict(False, given[:200], "power-tower")
+    if numbers.split_digits(given) and not numbers.split_digits(truth):
+        return Verdict(False, given, "digits-split-by-space")
+    if numbers.number_list_vs_number(given, truth):
+        return Verdict(False, given, "list-vs-number")
+    if numbers.base_mismatch(given, truth):
+        return Verdict(False, given, "different-base")
+    if numbers.unit_power_mismatch(given, truth):
+        return Verdict(False, given, "different-unit-power")
+    return None
 
 
 @dataclass(frozen=True)
 class Lenient:
     """Math-Verify equivalence on the answer the response states.
 
-    The answer is the last ``\\boxed{}`` (or ``\\fbox{}``), or an "answer"-anchored statement
-    ("The final answer is $x$", "Answer: 5"), found the way Math-Verify ranks them, in the
-    response's last ``tail_chars`` characters; a bare number in the text is not an answer.
-    Comparison is Math-Verify's (``\\dfrac`` vs ``/``, ``0.5`` vs ``\\frac12``, ``x=5`` vs ``5``,
-    set order, intervals vs inequalities, units, percent, ...) after rewriting a few notations it
-    misreads (``4.5e33``, ``3\\,159``, ``0.\\overline{3}``, ``\\text{three}``, ``\\degree``). Its
-    signal-based timeouts are off: the bound is ours (a worker process killed on overrun).
+    The answer is found as :mod:`justrl.verifiers.stated` describes (the last ``\\boxed{}``,
+    adjacent boxes joined, a retracted box not counting; else an "answer is" statement or the
+    final math span), in the response's last ``tail_chars`` characters; a number in passing is
+    not an answer. Comparison is Math-Verify's (``\\dfrac`` vs ``/``, ``0.5`` vs ``\\frac12``,
+    ``x=5`` vs ``5``, set order, intervals vs inequalities, units, percent, ...) after
+    :mod:`justrl.verifiers.numbers` has read numbers exactly (thousands groups, mixed numbers,
+    scientific notation, percent words, bases, unit powers). Its signal-based timeouts are off:
+    the bound is ours (a worker process killed on overrun).
     """
 
     name: str = "lenient"
@@ -212,27 +167,51 @@ class Lenient:
 
     def quick(self, response: str, ground_truth: str) -> Verdict | None:
         tail = response[-self.tail_chars :]
-        if "\\boxed" not in tail and FBOX not in tail and "answer" not in tail.lower():
-            return Verdict(False, None, "no-stated-answer")
-        given = _decisive_box(tail)
+        truth = _unwrap_truth(ground_truth)
+        if "\\boxed" not in tail and FBOX not in tail:
+            if "answer" in tail.lower():
+                return None  # Math-Verify's anchored extraction decides (see _stated_answer)
+            span = stated.final_math_span(tail)
+            if span is None:
+                return Verdict(False, None, "no-stated-answer")
+            return self._compare_quick(span, truth)
+        given = stated.decisive_box(tail)
         if given is None:
             return None  # Math-Verify's ranking decides (see _stated_answer)
-        if given is _UNCLOSED:
+        if given is stated.UNCLOSED:
             return Verdict(False, None, "unclosed-box")  # cut off inside its final answer
-        return self._compare_quick(given, _unwrap_truth(ground_truth))
+        if given is stated.RETRACTED:
+            return Verdict(False, None, "retracted-box")
+        return self._compare_quick(given, truth)
 
     def full(self, response: str, ground_truth: str) -> Verdict:
         verdict = self.quick(response, ground_truth)
         if verdict is not None:
             return verdict
         tail = response[-self.tail_chars :]
-        given = _decisive_box(tail)
+        given = stated.decisive_box(tail)
         if given is None:
             given = self._stated_answer(tail)
-        if given is None:
+        if given is None or given in _SENTINELS:
             return Verdict(False, None, "no-stated-answer")
         truth = _unwrap_truth(ground_truth)
         return self._compare_quick(given, truth) or self._compare_math_verify(given, truth)
+
+    def refutes(self, response: str, ground_truth: str) -> Verdict | None:
+        """Lenient's rejection when it proves the boxed answer different in a class where its
+        exact reading outranks the release's (:func:`justrl.verifiers.numbers.override_class`);
+        else ``None``. Cheap: string checks only."""
+        given = stated.decisive_box(response[-self.tail_chars :])
+        if given is stated.RETRACTED:
+            return Verdict(False, None, "retracted-box, overrides release-rule (retracted)")
+        if given is None or given is stated.UNCLOSED:
+            return None
+        truth = _unwrap_truth(ground_truth)
+        cls = numbers.override_class(given, truth)
+        verdict = None if cls is None else self._compare_quick(given, truth)
+        if verdict is None or verdict.correct:
+            return None
+        return replace(verdict, reason=f"{verdict.reason}, overrides release-rule ({cls})")
 
     @staticmethod
     def _stated_answer(tail: str) -> str | None:
@@ -247,23 +226,24 @@ class Lenient:
             return found[-1]
         if found:
             return str(found[0])
-        return last_box(tail)  # \fbox{}, which Math-Verify does not look for
+        return stated.final_math_span(tail) or stated.box_answer(tail)
 
     @staticmethod
     def _compare_quick(given: str, truth: str) -> Verdict | None:
-        if brace_depth(given) > MAX_BRACE_DEPTH:
-            return Verdict(False, given[:200], "too-deeply-nested")
-        if _TOWER.search(given) and not _TOWER.search(truth):
-            return Verdict(False, given[:200], "power-tower")
-        g, t = _light_normalize(given), _light_normalize(truth)
+        settled = _settled_by_form(given, truth)
+        if settled is not None:
+            return settled
+        (g_text, g_pct), (t_text, t_pct) = numbers.strip_percent(given), numbers.strip_percent(truth)
+        g, t = _light_normalize(g_text), _light_normalize(t_text)
         assignment = _ASSIGNMENT.fullmatch(g)
         if assignment is not None and "=" not in t:
             g = assignment.group(1)  # "x=5" answers "5", as Math-Verify reads it
         if g and g == t:
             return Verdict(True, given, "normalized-match")
-        g_value, t_value = _exact_number(g), _exact_number(t)
+        g_value, t_value = numbers.exact_number(g), numbers.exact_number(t)
         if g_value is not None and t_value is not None:
-            return Verdict(g_value == t_value, given, "number-compare")
+            equal = g_value == t_value or (g_pct and not t_pct and g_value / 100 == t_value)
+            return Verdict(bool(equal), given, "number-compare")
         return None
 
     @staticmethod
@@ -278,4 +258,3 @@ class Lenient:
 
     def __call__(self, response: str, ground_truth: str) -> Verdict:
         return run_checked(self, response, ground_truth)
-

@@ -2,9 +2,12 @@
 
 :func:`run_checked` is how a verifier is called: its cheap ``quick`` check here, its ``full``
 check in a worker bounded by ``timeout_s``. A batch (:func:`justrl.verifiers.verify_batch`) is
-spread over several workers in chunks; a worker that overruns is killed and replaced (the item is
-graded wrong, reason ``timeout``), one that dies is replaced and its item retried once. Idle
-workers are kept for the next call.
+spread over several workers in chunks; a worker that overruns is killed and replaced, and its
+item is retried once, after the rest of the batch, on a fresh worker with a bound
+:data:`RETRY_FACTOR` times larger -- so a busy machine does not turn a verdict into a timeout.
+An item that overruns that too is *undecided* (``Verdict.undecided``): neither right nor wrong,
+and reported apart. A worker that dies is replaced and its item retried once. Idle workers are
+kept for the next call.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from justrl.verifiers.workers import (
 
 _log = logs.get(__name__)
 
+RETRY_FACTOR = 4.0  # an item that overran its bound is retried once with this many times the bound
+
 
 def run_checked(verifier: Checked, response: str, ground_truth: str) -> Verdict:
     """``verifier.quick`` here, else ``verifier.full`` in a worker bounded by ``timeout_s``."""
@@ -47,9 +52,10 @@ def run_checked(verifier: Checked, response: str, ground_truth: str) -> Verdict:
 @dataclass
 class PoolStats:
     items: int = 0  # items sent to workers (those ``quick`` could not settle)
-    timeouts: int = 0
+    timeouts: int = 0  # overruns of the first bound (each item then retried with a larger one)
+    undecided: int = 0  # items that overran the larger bound too
     worker_deaths: int = 0
-    retries: int = 0
+    retries: int = 0  # items retried after their worker died
 
 
 class _WorkerPool:
@@ -138,9 +144,20 @@ class _WorkerPool:
         workers: int,
         chunk_size: int = 8,
         progress: Callable[[int], None] | None = None,
+        retry_timeout_s: float | None = None,
     ) -> dict[int, Verdict]:
-        """Verdicts for ``items`` by index, each bounded by ``timeout_s`` of worker time."""
-        return _Batch(self, verifier, items, timeout_s, workers, chunk_size, progress).run()
+        """Verdicts for ``items`` by index, each bounded by ``timeout_s`` of worker time; those that
+        overrun it are retried once with ``retry_timeout_s`` (default ``RETRY_FACTOR *
+        timeout_s``), then undecided."""
+        first = _Batch(self, verifier, items, timeout_s, workers, chunk_size, progress)
+        results = first.run()
+        if first.timed_out:
+            done = len(results)
+            relay = None if progress is None else (lambda n: progress(done + n))
+            retry_s = retry_timeout_s if retry_timeout_s is not None else timeout_s * RETRY_FACTOR
+            second = _Batch(self, verifier, first.timed_out, retry_s, workers, 1, relay, first_bound_s=timeout_s)
+            results.update(second.run())
+        return results
 
 
 class _Batch:
@@ -162,8 +179,11 @@ class _Batch:
         workers: int,
         chunk_size: int,
         progress: Callable[[int], None] | None,
+        first_bound_s: float | None = None,
     ) -> None:
         self.pool, self.verifier, self.timeout_s = pool, verifier, timeout_s
+        self.first_bound_s = first_bound_s  # set on the retry of items that overran this bound
+        self.timed_out: list[tuple[int, str, str]] = []  # to retry with a larger bound
         self.todo: deque[tuple[int, str, str]] = deque(items)
         self.results: dict[int, Verdict] = {}
         self.tries: dict[int, int] = {}
@@ -179,7 +199,7 @@ class _Batch:
         try:
             while len(self.workers) < self.n_workers:
                 self.workers.append(self.pool.acquire())
-            while len(self.results) < self.total:
+            while len(self.results) + len(self.timed_out) < self.total:
                 self._step()
         finally:
             for worker in self.workers:
@@ -240,10 +260,15 @@ class _Batch:
         if not worker.ready:
             self._start_failed(worker, "did not start in time")
             return
-        index, _, _ = worker.pending.popleft()
-        self.pool.stats.timeouts += 1
-        _log.debug("verification worker %d overran %gs on item %d: replaced", worker.pid, self.timeout_s, index)
-        self._record(index, Verdict(False, None, f"timeout after {self.timeout_s:g}s"))
+        item = worker.pending.popleft()
+        _log.debug("verification worker %d overran %gs on item %d: replaced", worker.pid, self.timeout_s, item[0])
+        if self.first_bound_s is None:
+            self.pool.stats.timeouts += 1
+            self.timed_out.append(item)
+        else:
+            self.pool.stats.undecided += 1
+            why = f"undecided: no verdict within {self.first_bound_s:g}s, nor {self.timeout_s:g}s on a retry"
+            self._record(item[0], Verdict(False, None, why, undecided=True))
         self._requeue_rest(worker)
         self._replace(worker)
 
@@ -305,7 +330,8 @@ def run_many(
     timeout_s: float,
     workers: int,
     progress: Callable[[int], None] | None = None,
+    retry_timeout_s: float | None = None,
 ) -> dict[int, Verdict]:
     """``verifier.full`` on ``items`` (``(index, response, truth)``) over ``workers`` pool workers,
-    each item bounded by ``timeout_s``; verdicts by index."""
-    return _POOL.run_many(verifier, items, timeout_s, workers, progress=progress)
+    each item bounded by ``timeout_s`` (retried once with ``retry_timeout_s``); verdicts by index."""
+    return _POOL.run_many(verifier, items, timeout_s, workers, progress=progress, retry_timeout_s=retry_timeout_s)
