@@ -46,7 +46,7 @@ def _env() -> dict[str, str]:
 def toy_policy() -> Path:
     from justrl import toy
 
-    return toy.prepare(log=lambda _: None)
+    return toy.prepare()
 
 
 @pytest.fixture(scope="module")
