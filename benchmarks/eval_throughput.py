@@ -41,9 +41,8 @@ from justrl import benchmarks as B  # noqa: E402
 from justrl import evaluate as E  # noqa: E402
 from justrl import toy  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK_DIR: Path = Path(tempfile.gettempdir())  # set in main() to a folder removed at the end
-DATA = REPO_ROOT.parent / "shared" / "benchmarks"
+DATA = B.packaged_dir()  # the nine benchmark files that ship with justrl
 
 
 @dataclasses.dataclass(frozen=True)

@@ -360,8 +360,8 @@ SECTIONS: dict[str, tuple[Callable[[Suite], None], float]] = {
 
 def find_data_dir(given: str | None) -> Path | None:
     root = Path(__file__).resolve().parents[1]
-    candidates = [Path(given)] if given else [root / ".whl" / "benchmarks", root / "shared" / "benchmarks",
-                                              root.parent / "shared" / "benchmarks"]
+    candidates = [Path(given)] if given else [root / "src" / "justrl" / "data" / "benchmarks",
+                                              root / ".whl" / "benchmarks"]
     return next((c for c in candidates if (c / "MATH-500" / "test.parquet").is_file()), None)
 
 
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for the whole suite")
-    parser.add_argument("--data-dir", help="folder with MATH-500/test.parquet (default: .whl/benchmarks, shared/)")
+    parser.add_argument("--data-dir", help="folder with MATH-500/test.parquet (default: the copy packaged in src/justrl/data/benchmarks)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--tiny", action="store_true", help="toy sizes on any device (tests the script itself)")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ third malformed (cut off, no box, unbalanced box). Each grader grades the same c
 Prints responses/second for each, agreement with the corpus's construction labels, and as the last
 line ``ratio justrl/math-verify: X`` (justrl-eval throughput over Math-Verify's).
 
-    python benchmarks/grading_throughput.py [--n 3000] [--data-dir ../shared/benchmarks] [--seed 0]
+    python benchmarks/grading_throughput.py [--n 3000] [--data-dir DIR (default: the copy packaged with justrl)] [--seed 0]
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from justrl import verifiers
+from justrl.benchmarks import packaged_dir
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+DEFAULT_DATA = packaged_dir()  # the nine benchmark files that ship with justrl
 
 SENTENCES = [
     "Let $f(x) = x^2 - 4x + 3$, so the roots are $x = 1$ and $x = 3$.",

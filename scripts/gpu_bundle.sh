@@ -4,8 +4,7 @@
 #
 #   - the pure-Python wheels justrl's grading imports beyond such a machine's usual packages
 #     (math-verify and its LaTeX parser; pyyaml, rich, numpy, pyarrow, sympy and tokenizers are
-#     expected there already), built here as py3-none-any wheels so they install on any Python 3;
-#   - .whl/benchmarks/MATH-500/test.parquet, the file the suite's eval section reads.
+#     expected there already), built here as py3-none-any wheels so they install on any Python 3.
 #
 # Here (with a registry):    bash scripts/gpu_bundle.sh
 # There, the one command (from the repository root, with .whl carried along):
@@ -14,13 +13,12 @@
 #       --target /tmp/site .whl/*.whl && PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:src \
 #       python3 benchmarks/gpu_suite.py --json "${OUT:-.}/gpu_suite.json"
 #
-# Environment: PYTHON (default python3) runs pip here; BENCHMARKS (default ../shared/benchmarks)
-# holds NAME/test.parquet.
+# Environment: PYTHON (default python3) runs pip here. The suite reads MATH-500 from the copy
+# packaged in src/justrl/data/benchmarks, which travels with the working tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-BENCHMARKS=${BENCHMARKS:-../shared/benchmarks}
 # One version of each (two of one name stop an offline install). These are the versions the
 # project's tests run with; math-verify pins latex2sympy2_extended exactly.
 WHEELS=(
@@ -40,12 +38,5 @@ for wheel in .whl/*.whl; do
   esac
 done
 
-source_file="$BENCHMARKS/MATH-500/test.parquet"
-if [ -f "$source_file" ]; then
-  mkdir -p .whl/benchmarks/MATH-500
-  cp "$source_file" .whl/benchmarks/MATH-500/test.parquet
-else
-  echo "gpu_bundle: $source_file not found; the suite's eval section will be skipped (set BENCHMARKS)" >&2
-fi
 du -sh .whl
 ls -1 .whl
