@@ -69,7 +69,14 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
                                                                      (100, "AIME24", 1)]
     assert all(0.0 <= r["score"] <= 100.0 and r["problems"] == 2 for r in rows)
     assert result.figure is not None and result.figure.read_bytes()[:4] == b"\x89PNG"
-    assert "| 100 |" in (result.out_dir / W.TABLE_MD).read_text()
+    table_md = (result.out_dir / W.TABLE_MD).read_text()
+    assert "| 100 |" in table_md
+    # each later step against the first, as `justrl compare` computes it (the same tiny model: no
+    # significant difference)
+    marks = W.significance(result.out_dir, rows)
+    assert sorted(marks) == [(50, "AIME24"), (100, "AIME24")]
+    assert all(d.ci_low <= d.difference <= d.ci_high and not d.significant for d in marks.values())
+    assert "difference from step 0" in table_md and " *" not in table_md
     assert not list((result.out_dir / "models").iterdir())  # copies deleted once scored
     assert W.watch_run(run, _config(), poll_s=0).scored == []  # all scored: nothing to do
 
@@ -124,3 +131,15 @@ def test_cli_eval_watch(tiny_model, tmp_path, capsys) -> None:
     assert main(["eval", "--watch", str(run), "--poll", "0", "n=1", "limit=2", "max_tokens=4", "bootstrap=100"]) == 0
     assert "curve.png (1 checkpoints scored now)" in capsys.readouterr().out  # the base model, step 0
     assert [r["benchmark"] for r in W.read_table(run / W.WATCH_DIR / W.TABLE_FILE)] == ["AIME24"]
+
+
+def test_the_table_marks_steps_that_differ_significantly_from_the_first() -> None:
+    from justrl.compare import Difference
+
+    rows = [{"step": s, "benchmark": "AIME24", "n": 32, "score": v} for s, v in [(0, 20.0), (50, 35.0)]]
+    better = Difference("AIME24", "step_0", "step_50", 30, ("32", "32"), 20.0, 35.0, 15.0, 5.0, 25.0,
+                        0.001, 0.002, True)
+    text = W.render_table(rows, {(50, "AIME24"): better})
+    assert "| 50 | 35.0 (avg@32) +15.0 [+5.0, +25.0] * |" in text
+    assert "| 0 | 20.0 (avg@32) |" in text and "Holm-adjusted" in text
+    assert W.render_table(rows).count("*") == 0  # no marks: plain scores

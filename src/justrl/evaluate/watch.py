@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from justrl import logs
-from justrl.errors import EvalError
+from justrl.errors import EvalError, JustrlError
 from justrl.io import FolderLock, atomic_write_text, publish_folder, staging_path
 
 WATCH_DIR = "eval_watch"
@@ -191,19 +191,51 @@ def score_rows(checkpoint: Checkpoint, summary: Any) -> list[dict[str, Any]]:
     ]
 
 
-def render_table(rows: list[dict[str, Any]]) -> str:
-    """``curve.md``: one line per step, one column per benchmark (avg@N, %)."""
+def render_table(rows: list[dict[str, Any]], marks: dict[tuple[int, str], Any] | None = None) -> str:
+    """``curve.md``: one line per step, one column per benchmark (avg@N, %); with ``marks`` (see
+    :func:`significance`), each later step's paired difference from the first, ``*`` where significant."""
     names = sorted({r["benchmark"] for r in rows})
     by_step: dict[int, dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_step.setdefault(r["step"], {})[r["benchmark"]] = r
+    marks = marks or {}
     head = "| step | " + " | ".join(names) + " |"
     lines = [head, "|---" * (len(names) + 1) + "|"]
     for step in sorted(by_step):
-        cells = [f"{by_step[step][n]['score']:.1f} (avg@{by_step[step][n]['n']})" if n in by_step[step] else ""
-                 for n in names]
+        cells = []
+        for n in names:
+            cell = f"{by_step[step][n]['score']:.1f} (avg@{by_step[step][n]['n']})" if n in by_step[step] else ""
+            if (step, n) in marks:
+                d = marks[(step, n)]
+                cell += f" {d.difference:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}]{' *' if d.significant else ''}"
+            cells.append(cell)
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    if marks:
+        first = min(by_step)
+        lines += ["", f"Each later step: its difference from step {first} in points with a paired 95% bootstrap "
+                  f"interval over problems; `*`: significant (sign-flip test, Holm-adjusted over the steps), "
+                  f"as `justrl compare` computes it."]
     return "\n".join(lines) + "\n"
+
+
+def significance(out_dir: Path, rows: list[dict[str, Any]]) -> dict[tuple[int, str], Any]:
+    """Each scored step against the first (``justrl compare`` on their evaluation folders):
+    ``(step, benchmark) -> compare.Difference``; empty until two steps are scored, or where the
+    folders cannot be compared (a message at debug level says why)."""
+    from justrl import compare
+
+    steps = sorted({r["step"] for r in rows})
+    folders = [out_dir / "steps" / f"step_{s}" for s in steps]
+    present = [(s, f) for s, f in zip(steps, folders) if (f / "grading_results.json").is_file()]
+    if len(present) < 2:
+        return {}
+    try:
+        result = compare.compare([f for _, f in present], resamples=2000, seed=0)
+    except JustrlError as exc:
+        log.debug("no significance marks: %s", exc)
+        return {}
+    step_of = {label: s for label, (s, _) in zip(result.labels, present)}
+    return {(step_of[d.other], d.benchmark): d for d in result.rows if d.benchmark in result.benchmarks}
 
 
 def plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
@@ -277,7 +309,7 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
                 if ckpt.kind != "base":
                     shutil.rmtree(out_dir / "models" / f"step_{ckpt.step}", ignore_errors=True)
                 rows = read_table(table)
-                atomic_write_text(out_dir / TABLE_MD, render_table(rows))
+                atomic_write_text(out_dir / TABLE_MD, render_table(rows, significance(out_dir, rows)))
                 plot_curve(rows, figure, f"{recipe.name}: score against step ({run_dir.name})")
                 scored.append(ckpt.step)
                 last_new = clock()
