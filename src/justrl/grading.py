@@ -239,7 +239,6 @@ def file_metrics(
         "undecided": sum(1 for v in verdicts if v.undecided),
         "undecided_problems": len(all_by_problem) - len(by_problem),
         "mean_score_range": _score_range(all_by_problem),
-        "timeouts": sum(1 for v in verdicts if v.undecided),  # the former name of "undecided"
         "malformed_lines": [str(m) for m in gen.malformed],
         "duplicate_lines": gen.duplicates,
         "per_problem": {str(p): m for p, m in zip(problems, means)},
