@@ -37,9 +37,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import torch  # noqa: E402
 
-from justrl import benchmarks as B  # noqa: E402
 from justrl import evaluate as E  # noqa: E402
 from justrl import toy  # noqa: E402
+from justrl.data import benchmarks as B  # noqa: E402
 
 WORK_DIR: Path = Path(tempfile.gettempdir())  # set in main() to a folder removed at the end
 DATA = B.packaged_dir()  # the nine benchmark files that ship with justrl
@@ -117,7 +117,7 @@ def run_plain(model, tokenizer, texts: list[str], config: E.EvalConfig) -> tuple
 def measure_workers(config: E.EvalConfig, requests: list[E.SampleRequest]) -> None:
     """The same samples in this process and over 2 Ray workers (1 thread each): Ray's start-up
     (actors loading the model) and the generation itself, timed apart; samples compared."""
-    from justrl.ray_eval import WorkerPool
+    from justrl.evaluate.ray_workers import WorkerPool
 
     items = E.order_for_batching(requests)
     params = E.sampling_params(config)

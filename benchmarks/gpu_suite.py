@@ -6,10 +6,10 @@ the CPU demo's byte-level one (its ids are a subset of the model's). Sections, e
 time limit, each reporting its failure and letting the next one run:
 
 1. ``generation``: plain ``model.generate`` (dynamic cache) against our rollout path
-   (:class:`justrl.static_generation.StaticCacheGenerator`: static cache, compiled decode step)
+   (:class:`justrl.generate.static.StaticCacheGenerator`: static cache, compiled decode step)
    at 64 / 256 / 512 sequences of 256-token prompts and 256 sampled tokens, in tokens/s; ours
    cold (compilation included) and warm.
-2. ``grpo-step``: one native GRPO step (``justrl.trainer.train``) at reduced size, 32 prompts x 8
+2. ``grpo-step``: one native GRPO step (``justrl.train.loop.train``) at reduced size, 32 prompts x 8
    rollouts of up to 2,048 tokens: seconds per phase and peak memory.
 3. ``long-pass``: one training forward+backward (float32 master weights, bfloat16 autocast,
    gradient checkpointing, chunked log-probs) over 8 sequences of 16k tokens, one per micro-batch:
@@ -97,7 +97,7 @@ class Suite:
 
     def tokenizer(self):
         if self._tokenizer is None:
-            from justrl import toy
+            from justrl.data import toy
 
             self._tokenizer = toy.build_tokenizer()
         return self._tokenizer
@@ -202,8 +202,8 @@ def import_first(name: str, modules: tuple[str, ...]) -> Any:
 # --- 1. generation -------------------------------------------------------------------------------
 
 def generation(suite: Suite) -> None:
-    from justrl.generation import SamplingParams
-    from justrl.static_generation import StaticCacheGenerator
+    from justrl.generate.hf import SamplingParams
+    from justrl.generate.static import StaticCacheGenerator
 
     model = suite.build_model(torch.bfloat16).eval()
     tokenizer, sizes, eos = suite.tokenizer(), suite.sizes, suite.tokenizer().eos_token_id
@@ -242,7 +242,7 @@ class _StepDone(Exception):
 
 def grpo_step(suite: Suite) -> None:
     from justrl import recipe as recipe_mod
-    from justrl import trainer
+    from justrl.train import loop as trainer
 
     sizes = suite.sizes
     overrides: dict[str, Any] = {
@@ -278,8 +278,8 @@ def grpo_step(suite: Suite) -> None:
 # --- 3. a 16k-token training pass -----------------------------------------------------------------
 
 def long_pass(suite: Suite) -> None:
-    forward_log_probs = import_first("forward_log_probs", ("justrl.logprobs", "justrl.trainer"))
-    packed_type = import_first("Packed", ("justrl.logprobs", "justrl.trainer"))
+    forward_log_probs = import_first("forward_log_probs", ("justrl.train.logprobs", "justrl.train.loop"))
+    packed_type = import_first("Packed", ("justrl.train.logprobs", "justrl.train.loop"))
     sizes = suite.sizes
     model = suite.build_model(torch.float32)
     model.gradient_checkpointing_enable()
@@ -323,7 +323,7 @@ def long_pass(suite: Suite) -> None:
 
 def eval_hf(suite: Suite) -> None:
     from justrl import evaluate
-    from justrl.generation import make_hf_generator
+    from justrl.generate.factory import make_hf_generator
 
     if suite.data_dir is None:
         raise FileNotFoundError("no MATH-500/test.parquet found: pass --data-dir (scripts/gpu_bundle.sh copies it)")
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for the whole suite")
-    parser.add_argument("--data-dir", help="folder with MATH-500/test.parquet (default: the copy packaged in src/justrl/data/benchmarks)")
+    parser.add_argument("--data-dir", help="folder with MATH-500/test.parquet (default: the copy packaged in src/justrl/data/files/benchmarks)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--tiny", action="store_true", help="toy sizes on any device (tests the script itself)")
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from justrl import verifiers
-from justrl.benchmarks import packaged_dir
+from justrl.data.benchmarks import packaged_dir
 
 DEFAULT_DATA = packaged_dir()  # the nine benchmark files that ship with justrl
 

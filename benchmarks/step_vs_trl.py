@@ -37,7 +37,8 @@ from pathlib import Path
 import torch
 
 from justrl import recipe as recipe_mod
-from justrl import toy, trainer
+from justrl.data import toy
+from justrl.train import loop as trainer
 from justrl.verifiers import dapo_reward
 
 

@@ -14,7 +14,7 @@
 #       python3 benchmarks/gpu_suite.py --json "${OUT:-.}/gpu_suite.json"
 #
 # Environment: PYTHON (default python3) runs pip here. The suite reads MATH-500 from the copy
-# packaged in src/justrl/data/benchmarks, which travels with the working tree.
+# packaged in src/justrl/data/files/benchmarks, which travels with the working tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

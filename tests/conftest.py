@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from justrl import benchmarks
+from justrl.data import benchmarks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGED_BENCHMARKS = benchmarks.packaged_dir()
@@ -37,7 +37,7 @@ def data_dir(shared_benchmarks: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2 model and its chat-templated tokenizer, saved locally."""
-    from justrl import toy
+    from justrl.data import toy
 
     path = tmp_path_factory.mktemp("tiny-model")
     tokenizer = toy.build_tokenizer()
@@ -77,7 +77,7 @@ TRAIN_TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small warm-started toy policy saved with ``save_pretrained`` (right some of the time)."""
-    from justrl import toy
+    from justrl.data import toy
 
     return toy.prepare(toy.ToyModelConfig(**TRAIN_TINY), toy.WarmStart(steps=60, batch_size=64, lr=1e-2),
                        cache_dir=tmp_path_factory.mktemp("toy-cache"))
@@ -106,10 +106,11 @@ def toy_rollouts(model_dir: Path):
     first training prompts, or for prompts ``texts`` (of different lengths, to exercise padding)."""
     import torch
 
-    from justrl import runs, toy
-    from justrl.generation import HFGenerator
-    from justrl.problems import Problem
-    from justrl.rollouts import encode_prompts, generate_rollouts
+    from justrl.data import toy
+    from justrl.data.problems import Problem
+    from justrl.generate.hf import HFGenerator
+    from justrl.train import runs
+    from justrl.train.rollouts import encode_prompts, generate_rollouts
 
     def make(recipe, texts: list[str] | None = None):
         model, tokenizer = runs.load_policy(model_dir, torch.device("cpu"), False)
@@ -125,7 +126,7 @@ def toy_rollouts(model_dir: Path):
 @pytest.fixture(scope="module")
 def policy():
     """A tiny random two-layer Qwen2 policy (eval mode) and its tokenizer, for the sampling tests."""
-    from justrl import toy
+    from justrl.data import toy
 
     tokenizer = toy.build_tokenizer()
     config = toy.ToyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,

@@ -9,7 +9,7 @@ import pytest
 
 from justrl import evaluate as E
 from justrl import logs
-from justrl.generation import Completion
+from justrl.generate.hf import Completion
 
 
 def test_backend_spec_carries_the_settings_and_pickles():

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from justrl import benchmarks as B
 from justrl import evaluate as E
+from justrl.data import benchmarks as B
 
 RELEASE_KEYS = {"example_id", "prompt", "answer", "seed", "response"}
 
@@ -67,7 +67,7 @@ def test_a_tokenizer_that_does_not_load_is_a_user_error(tmp_path):
 
 
 def test_a_template_keeps_a_literal_boxed_and_reads_format_escapes():
-    from justrl.problems import Problem
+    from justrl.data.problems import Problem
 
     problem = Problem(id="t-0", prompt=" 1+1? ", ground_truth="2", source="t")
     assert E.format_prompt("{problem} put it in \\boxed{}.", problem) == "1+1? put it in \\boxed{}."

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from justrl import benchmarks as B
 from justrl import evaluate as E
-from justrl.generation import Completion
+from justrl.data import benchmarks as B
+from justrl.generate.hf import Completion
 
 RELEASE_KEYS = {"example_id", "prompt", "answer", "seed", "response"}
 
@@ -146,9 +146,9 @@ def test_known_scores_through_grading(data_dir, tiny_model, tmp_path):
 
 
 def test_judge_model_grades_what_the_rules_reject(tiny_model, data_dir, tmp_path, monkeypatch):
-    """``--judge-model``: the judge (loaded by ``justrl.judge``) sees only answers the rule stages
+    """``--judge-model``: the judge (loaded by ``justrl.evaluate.judge``) sees only answers the rule stages
     rejected, its grades count, and the report says which stage settled what."""
-    from justrl import judge as judge_mod
+    from justrl.evaluate import judge as judge_mod
 
     asked: list[str] = []
 

@@ -134,7 +134,7 @@ def test_cli_eval_watch(tiny_model, tmp_path, capsys) -> None:
 
 
 def test_the_table_marks_steps_that_differ_significantly_from_the_first() -> None:
-    from justrl.compare import Difference
+    from justrl.evaluate.compare import Difference
 
     rows = [{"step": s, "benchmark": "AIME24", "n": 32, "score": v} for s, v in [(0, 20.0), (50, 35.0)]]
     better = Difference("AIME24", "step_0", "step_50", 30, ("32", "32"), 20.0, 35.0, 15.0, 5.0, 25.0,

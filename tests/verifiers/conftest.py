@@ -11,7 +11,7 @@ import pytest
 from justrl import verifiers
 from justrl.verifiers import Verdict
 
-CASES_FILE = Path(__file__).resolve().parents[1] / "data" / "verifier_cases.jsonl"
+CASES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "verifier_cases.jsonl"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Agreement with Math-Verify's own expectations, an independent set (see
 ``benchmarks/mathverify_agreement.py``): the cases its test suite lists, extracted at a pinned
-commit into ``tests/data/mathverify_cases.jsonl``. ``lenient`` and ``justrl-eval`` must agree with
+commit into ``tests/fixtures/mathverify_cases.jsonl``. ``lenient`` and ``justrl-eval`` must agree with
 at least 97% of them apart from the documented deliberate deviations."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from justrl import verifiers
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES_FILE = ROOT / "tests" / "data" / "mathverify_cases.jsonl"
+CASES_FILE = ROOT / "tests" / "fixtures" / "mathverify_cases.jsonl"
 BOUND_S = 30.0  # far above any of these checks' cost: the verdicts do not depend on the machine
 
 

@@ -1,6 +1,6 @@
 """The registry: verifiers by name, and every registered verifier's verdicts on the labeled set.
 
-``tests/data/verifier_cases.jsonl`` holds hand-labelled cases: the truth, and the verdict each
+``tests/fixtures/verifier_cases.jsonl`` holds hand-labelled cases: the truth, and the verdict each
 verifier is expected to give (its known false negatives included) and Math-Verify's.
 """
 

@@ -1,5 +1,8 @@
 """The ``justrl`` command line: thin wrappers over the Python API.
 
+In: argv. Out: exit codes (0 done, 1 an alarm or a known conflict, 2 a user error in one line) and
+what the API writes. Imports: any wing; nothing imports the CLI.
+
 Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
 :mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,

@@ -119,9 +119,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from justrl import grading
     from justrl.errors import EvalError
-    from justrl.model_files import check_source
+    from justrl.evaluate import grading
+    from justrl.generate.model_files import check_source
 
     if not Path(args.dir).is_dir():
         raise EvalError(f"{args.dir}: not a directory")
@@ -130,7 +130,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             check_source(name, what)
     judge = None
     if args.judge_model:
-        from justrl.judge import load_judge
+        from justrl.evaluate.judge import load_judge
 
         judge = load_judge(args.judge_model, include_question=args.judge_with_question)
     report = grading.grade_dir(args.dir, args.verifier, judge, args.tokenizer,
@@ -151,7 +151,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from justrl import compare, compare_report
+    from justrl.evaluate import compare, compare_report
 
     result = compare.compare(args.dirs, benchmarks=args.benchmarks, resamples=args.resamples, seed=args.seed,
                              correction=args.correction)

@@ -122,7 +122,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _train_on_verl(args)
     from pathlib import Path
 
-    from justrl import trainer
+    from justrl.train import loop as trainer
 
     saved = Path(args.run_dir or ".") / "recipe.yaml"
     if args.resume and args.recipe is None:  # the run's own recipe (+ overrides, checked against it)
@@ -161,7 +161,7 @@ def _train_on_verl(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from justrl import ablations
+    from justrl.train import ablations
 
     base = recipe_mod.load(args.recipe, args.overrides)
     names = list(ablations.PAPER_ABLATIONS) if args.variants == "paper" else [
@@ -189,7 +189,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_export(args: argparse.Namespace) -> int:
-    from justrl import data_export
+    from justrl.verl_engine import data_export
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
     dedupe = recipe.train_dedup and args.split == "train"  # validation rows: always the source's

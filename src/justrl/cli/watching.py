@@ -51,7 +51,7 @@ def _add_json_flag(parser: argparse.ArgumentParser, what: str, handler: Any) -> 
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from justrl import plots
+    from justrl.dynamics import plots
 
     plots.check_smoothing(args.smooth)  # before reading any log
     labels = args.label or []
@@ -65,7 +65,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     """Exit 0: every run healthy; 1: an alarm fired; 2 (a JustrlError): a run could not be judged."""
     import json
 
-    from justrl import metrics
+    from justrl.dynamics import metrics
 
     reports = [metrics.check_health(path, entropy_floor=args.entropy_floor, patience=args.patience)
                for path in args.runs]
@@ -85,7 +85,7 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from justrl import budget
+    from justrl.dynamics import budget
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
     est = budget.estimate(recipe, model=args.model, run_dir=args.run_dir, prompt_tokens=args.prompt_tokens,

@@ -1,5 +1,9 @@
 """Evaluate a model on the JustRL paper's nine benchmarks, exactly as the paper did.
 
+In: a model (or a training run's checkpoints, ``--watch``) and an :class:`EvalConfig`. Out: an
+evaluation folder (samples, ``grading_results.json``, ``report.md``, figures) and comparisons of
+such folders. Imports: data, verifiers, generate, dynamics and the ground floor; never train.
+
 The protocol (the JustRL release's ``evals/gen_vllm.py``): every problem, stripped, is formatted
 as ``"{problem} Please reason step by step, and put your final answer within \\boxed{}."`` and sent
 as one user turn through the model's chat template; each benchmark draws N samples per problem
@@ -17,13 +21,16 @@ A run, top to bottom (:func:`run`, in ``run.py``), and the module each step live
 3. generate what is missing (``samples``, ``backends``): each output file is append-only JSONL,
    one line per (problem, seed), written as soon as it is generated, so a run killed at any moment
    and started again with the same arguments generates only the missing pairs, never one twice;
-4. grade all files (:func:`justrl.grading.grade_dir`) into ``grading_results.json``;
+4. grade all files (:func:`justrl.evaluate.grading.grade_dir`) into ``grading_results.json``;
 5. summarise (``scores``, ``report``): avg@N per benchmark and their average, each with a 95%
    bootstrap confidence interval over problems, next to the published rows of the model's family,
    in ``report.md``, ``summary.json`` and ``scores.png``.
 
 ``watch`` (:func:`watch_run`, ``justrl eval --watch RUN_DIR``) does all of that for every
 checkpoint of a training run, as it trains, into one table and one figure of score against step.
+Beside the run: ``grading`` (grade a folder of samples), ``judge`` (the model judge),
+``ray_workers`` (generation spread over Ray actors), ``compare`` and ``compare_report`` (paired
+differences between evaluation folders).
 """
 
 from justrl.errors import EvalError
@@ -37,6 +44,7 @@ from justrl.evaluate.backends import (
     sampling_params,
 )
 from justrl.evaluate.config import CONFIG_FILE, EVAL_PROMPT, EvalConfig, apply_overrides, override_keys
+from justrl.evaluate.grading import RESULTS_FILE
 from justrl.evaluate.plan import (
     BenchmarkPlan,
     SampleRequest,
@@ -72,7 +80,6 @@ from justrl.evaluate.scores import (
     summarize,
 )
 from justrl.evaluate.watch import WatchResult, watch_run
-from justrl.grading import RESULTS_FILE
 
 __all__ = [
     "CHART_FILE", "CONFIG_FILE", "EVAL_PROMPT", "REPORT_FILE", "RESULTS_FILE", "SUMMARY_FILE",

@@ -2,7 +2,7 @@
 Ray worker), how requests are generated in this process, and the progress bars.
 
 A backend is anything with ``generate(texts, params, seeds=...)`` returning completions
-(``justrl.generation.HFGenerator``, ``justrl.vllm_backend.VLLMGenerator``, or a stand-in in tests).
+(``justrl.generate.hf.HFGenerator``, ``justrl.generate.vllm.VLLMGenerator``, or a stand-in in tests).
 It is described by a picklable :class:`BackendSpec` rather than built at once, so that with
 ``--workers K`` each Ray actor builds its own.
 """
@@ -30,11 +30,11 @@ class BackendSpec:
 
     def __call__(self) -> Any:
         if self.kind == "hf":
-            from justrl.generation import load_hf_generator
+            from justrl.generate.factory import load_hf_generator
 
             return load_hf_generator(self.model, **self.options)
         if self.kind == "vllm":
-            from justrl.vllm_backend import VLLMGenerator
+            from justrl.generate.vllm import VLLMGenerator
 
             return VLLMGenerator(self.model, **self.options)
         raise EvalError(f"unknown backend {self.kind!r} (use hf or vllm)")
@@ -73,7 +73,7 @@ def gpus_per_worker(config: EvalConfig) -> int | None:
 
 def sampling_params(config: EvalConfig) -> Any:
     """The settings' sampling parameters (each request still brings its own seed)."""
-    from justrl.generation import SamplingParams
+    from justrl.generate.hf import SamplingParams
 
     return SamplingParams(temperature=config.temperature, top_p=config.top_p,
                           max_new_tokens=config.max_tokens, seed=config.seed)
@@ -96,7 +96,7 @@ def generate_local(
 
 def judge_engine(config: EvalConfig) -> Any:
     """The judge's engine settings: its own GPU share, tensor-parallel size and context."""
-    from justrl.judge import JudgeEngine
+    from justrl.evaluate.judge import JudgeEngine
 
     return JudgeEngine(
         backend=config.backend, device=config.device, dtype=config.dtype,
@@ -111,7 +111,7 @@ def load_judge(config: EvalConfig) -> Any:
     model loads when grading first has answers for it (after the policy's engine has ended)."""
     if not config.judge_model:
         return None
-    from justrl import judge as judge_mod
+    from justrl.evaluate import judge as judge_mod
 
     return judge_mod.load_judge(config.judge_model, engine=judge_engine(config))
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from justrl import benchmarks as bench_mod
 from justrl import config as config_mod
+from justrl.data import benchmarks as bench_mod
 from justrl.errors import EvalError
 
 # The release's PROMPT_TEMPLATE: one space after the problem, no newline.

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from justrl import benchmarks as bench_mod
-from justrl.benchmarks import Benchmark, BenchmarkFile
+from justrl.data import benchmarks as bench_mod
+from justrl.data.benchmarks import Benchmark, BenchmarkFile
+from justrl.data.problems import Problem
 from justrl.errors import EvalError, ModelLoadError
 from justrl.evaluate.config import EvalConfig
-from justrl.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def load_tokenizer(model: str, what: str = "model") -> Any:
     """The model's tokenizer, whose chat template turns each prompt into the text to continue."""
     from transformers import AutoTokenizer
 
-    from justrl.model_files import check_source
+    from justrl.generate.model_files import check_source
 
     check_source(model, what)
     try:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from justrl.evaluate.grading import RESULTS_FILE
 from justrl.evaluate.plan import fill_template
 from justrl.evaluate.scores import Comparison, Summary
-from justrl.grading import RESULTS_FILE
 from justrl.io import atomic_write_json, atomic_write_text
 from justrl.verifiers import STAGE_JUDGE, STAGE_LENIENT, STAGE_RELEASE
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from justrl import __version__, folders, grading, logs, model_files, verifiers
-from justrl import benchmarks as bench_mod
-from justrl.context_window import Budget, check_budget, model_context
+from justrl import __version__, logs, verifiers
+from justrl.data import benchmarks as bench_mod
 from justrl.errors import ContextLengthError, EvalError, ModelLoadError
-from justrl.evaluate import backends
+from justrl.evaluate import backends, grading
 from justrl.evaluate.config import CONFIG_FILE, EvalConfig, check_device
 from justrl.evaluate.plan import (
     BenchmarkPlan,
@@ -26,7 +25,9 @@ from justrl.evaluate.plan import (
 from justrl.evaluate.report import print_table, write_report
 from justrl.evaluate.samples import SampleFile, check_resumable, read_record
 from justrl.evaluate.scores import Summary, score_benchmark, summarize
-from justrl.io import FolderLock, atomic_write_json
+from justrl.generate import model_files
+from justrl.generate.context_window import Budget, check_budget, model_context
+from justrl.io import FolderLock, atomic_write_json, refuse_run_folder
 
 log = logs.get(__name__)
 
@@ -54,7 +55,7 @@ def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] |
     """
     check_before_loading(config)
     out_dir = config.out_dir()
-    folders.refuse_run_folder(out_dir)
+    refuse_run_folder(out_dir)
     with FolderLock(out_dir, "evaluation"):  # one writer per folder, for the whole run
         return _run_locked(config, out_dir, console, backend)
 
@@ -156,7 +157,7 @@ def generate_missing(plans: list[BenchmarkPlan], config: EvalConfig, make_backen
         if sf.dropped_bytes:
             log.warning("%s: dropped a partial last line (%d bytes) left by an interrupted run",
                         name, sf.dropped_bytes)
-    from justrl.vllm_backend import is_final  # imports torch: only when generating
+    from justrl.generate.vllm import is_final  # imports torch: only when generating
 
     generated = 0
     unfinished: list[str] = []
@@ -206,7 +207,7 @@ def _generate(
     """The pending requests through one backend here, or spread over ``config.workers`` Ray actors."""
     params = backends.sampling_params(config)
     if config.workers > 1:
-        from justrl import ray_eval
+        from justrl.evaluate import ray_workers as ray_eval
 
         # One queue over all benchmarks, so no worker idles at a benchmark's end.
         queue = [r for p in plans for r in order_for_batching(pending[p.benchmark.name])]
@@ -215,7 +216,7 @@ def _generate(
                                  max_retries=config.retries) as pool:
             pool.generate(queue, params, config.samples_per_call(), on_result, on_submit=on_submit)
         return
-    from justrl.vllm_backend import release
+    from justrl.generate.vllm import release
 
     generator = make_backend()
     try:

@@ -17,7 +17,7 @@ that so:
    only lacks its newline is completed); every complete line marks its pair as done.
 4. **Only what is missing.** :meth:`SampleFile.missing` leaves out the pairs already there, and
    :meth:`SampleFile.append` refuses a pair that is, so nothing is ever written twice. Each sample
-   draws from its own seeded random stream (``justrl.generation``), so a pair generated after a
+   draws from its own seeded random stream (``justrl.generate.hf``), so a pair generated after a
    resume is drawn exactly as it would have been without the interruption.
 """
 
@@ -62,7 +62,7 @@ def check_resumable(out_dir: Path, record: dict[str, Any], config: EvalConfig, w
     """Refuse to mix samples of other weights, settings or benchmark data into an output folder.
 
     ``record`` is the folder's :func:`read_record`; ``weights`` the model's fingerprint
-    (:func:`justrl.model_files.fingerprint`); ``data`` each benchmark's file checksum. The same
+    (:func:`justrl.generate.model_files.fingerprint`); ``data`` each benchmark's file checksum. The same
     weights under another path are the same model; every difference found is listed.
     """
     if not record:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from justrl import benchmarks as bench_mod
-from justrl.benchmarks import PublishedRow
+from justrl.data import benchmarks as bench_mod
+from justrl.data.benchmarks import PublishedRow
 from justrl.errors import EvalError
 
 

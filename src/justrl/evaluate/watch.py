@@ -222,7 +222,7 @@ def significance(out_dir: Path, rows: list[dict[str, Any]]) -> dict[tuple[int, s
     """Each scored step against the first (``justrl compare`` on their evaluation folders):
     ``(step, benchmark) -> compare.Difference``; empty until two steps are scored, or where the
     folders cannot be compared (a message at debug level says why)."""
-    from justrl import compare
+    from justrl.evaluate import compare
 
     steps = sorted({r["step"] for r in rows})
     folders = [out_dir / "steps" / f"step_{s}" for s in steps]
@@ -282,7 +282,7 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
           clock: Callable[[], float] = time.monotonic) -> WatchResult:
     """Evaluate every checkpoint of ``run_dir`` with ``config`` (its ``model`` and ``out`` are set
     per step), appending to the table and redrawing the figure; see the module docstring."""
-    from justrl import evaluate
+    from justrl.evaluate.run import run as run_evaluation
 
     run_dir = Path(run_dir)
     if every < 1:
@@ -304,7 +304,7 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
                 model = stage_model(ckpt, out_dir / "models")
                 step_config = dataclasses.replace(config, model=model, out=str(out_dir / "steps" / f"step_{ckpt.step}"))
                 log.info("step %d: evaluating %s", ckpt.step, ckpt.path)
-                result = evaluate.run(step_config)
+                result = run_evaluation(step_config)
                 append_rows(table, score_rows(ckpt, result.summary))
                 if ckpt.kind != "base":
                     shutil.rmtree(out_dir / "models" / f"step_{ckpt.step}", ignore_errors=True)
@@ -327,7 +327,7 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
 
 def _base_model(model: str) -> str:
     """The recipe's model as ``from_pretrained`` takes it (``toy``: the demo's warm-started model)."""
-    from justrl import toy
+    from justrl.data import toy
 
     if model != toy.TOY_MODEL:
         return model

@@ -1,5 +1,8 @@
 """Answer verifiers: the strict training reward and the evaluation graders.
 
+In: a response and its ground truth (one, or a batch). Out: a :class:`Verdict` each (correct,
+undecided, the stated answer, the stage that decided, why). Imports: the ground floor only.
+
 Every verifier maps ``(response, ground_truth)`` to a :class:`Verdict` and is looked up by name
 with :func:`get`:
 
@@ -22,7 +25,7 @@ with :func:`get`:
     AIME24/AIME25/AMC23): Math-Verify on the whole response against ``\\boxed{ground truth}``, 0/1.
 ``justrl-eval``
     The evaluation grader in stages: ``release-rule``, then ``lenient``, then an optional model
-    judge (:mod:`justrl.judge`). Each verdict records the stage that settled it. Where
+    judge (:mod:`justrl.evaluate.judge`). Each verdict records the stage that settled it. Where
     ``lenient`` proves an answer the release's rule accepts different by an exact reading
     (scientific notation, mixed numbers, split digits, bases, unit powers), it is rejected.
 
@@ -58,7 +61,7 @@ from justrl.verifiers.batch import verify_batch
 from justrl.verifiers.boxed import BOXED, last_boxed_content
 from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
 from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
-from justrl.verifiers.registry import get, known_verifiers
+from justrl.verifiers.registry import check_known, get, known_verifiers
 from justrl.verifiers.release_math_verify import ReleaseMathVerify
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
@@ -91,6 +94,7 @@ __all__ = [
     "Verifier",
     "WorkerDied",
     "apply_judge",
+    "check_known",
     "dapo_reward",
     "get",
     "known_verifiers",

@@ -9,6 +9,7 @@ process's (:mod:`justrl.verifiers.pool`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from justrl.verifiers import numbers, stated
+from justrl.verifiers import numbers, stated, workers
 from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, require
 from justrl.verifiers.boxed import FBOX, brace_depth
 from justrl.verifiers.pool import run_checked
@@ -258,3 +259,33 @@ class Lenient:
 
     def __call__(self, response: str, ground_truth: str) -> Verdict:
         return run_checked(self, response, ground_truth)
+
+
+WARM_UP_ANSWERS = (
+    "\\frac{\\sqrt{21}}{5}",
+    "(-6,6), (2,6)",
+    "\\left( 3, \\frac{\\pi}{2} \\right) \\cup [-2, 7]",
+    "\\{1,2,3\\}",
+    "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+    "x^2+2x+1 = y",
+    "\\text{Evelyn}",
+    "2^{99} \\cdot 10^{-3}",
+    "x \\le 3",
+    "1-\\frac{2}{\\pi}",
+    "3.5\\%",
+    "90^\\circ",
+    "\\sin(x) + \\log_2 8",
+    "\\pm\\sqrt{3}i",
+)
+"""LaTeX answers of the kinds Math-Verify's parser meets, parsed once per worker before it serves."""
+
+
+def _warm_up() -> None:
+    workers.full_safely(Lenient(), "The answer is \\boxed{\\frac{1}{2}}.", "0.5")
+    workers.full_safely(Lenient(), "Answer: $x^2+1$", "1+x^{2}")
+    for answer in WARM_UP_ANSWERS:
+        with contextlib.suppress(Exception):
+            mv_parse.__wrapped__(answer)
+
+
+workers.register_warm_up(_warm_up)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from justrl.errors import ConfigError
+from justrl.errors import ConfigError, RecipeError
 from justrl.verifiers.base import Verifier
 from justrl.verifiers.lenient import Lenient
 from justrl.verifiers.release_math_verify import ReleaseMathVerify
@@ -39,3 +39,15 @@ def get(name: str, **options: Any) -> Verifier:
             f"unknown verifier {name!r}; known verifiers: {', '.join(known_verifiers())}"
         ) from None
     return factory(**options)
+
+
+def check_known(**names: str) -> None:
+    """Refuse, in one line, any of ``names`` (a recipe field -> a verifier name) that no verifier has.
+
+    The recipe cannot check its own verifier names (it sits below this wing, and verifiers can be
+    added at run time), so each engine calls this before it touches a run folder.
+    """
+    problems = [f"{field} must be one of {', '.join(known_verifiers())} (got {name!r})"
+                for field, name in names.items() if name not in _FACTORIES]
+    if problems:
+        raise RecipeError("invalid recipe: " + "; ".join(problems))

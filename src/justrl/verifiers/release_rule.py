@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from justrl.verifiers import workers
 from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, require
 from justrl.verifiers.boxed import BOXED, closing_brace
 from justrl.verifiers.pool import run_checked
@@ -335,3 +336,11 @@ class ReleaseRule:
 
     def __call__(self, response: str, ground_truth: str) -> Verdict:
         return run_checked(self, response, ground_truth)
+
+
+def _warm_up() -> None:
+    workers.full_safely(ReleaseRule(), "The answer is \\boxed{\\frac{1}{2}}.", "0.5")
+    workers.full_safely(ReleaseRule(), "Answer: $x^2+1$", "1+x^{2}")
+
+
+workers.register_warm_up(_warm_up)

@@ -33,7 +33,7 @@ from justrl.verifiers.release_rule import ReleaseRule
 
 
 class Judge(Protocol):
-    """A model judge (see :mod:`justrl.judge`): True when it grades the answer correct."""
+    """A model judge (see :mod:`justrl.evaluate.judge`): True when it grades the answer correct."""
 
     def judge(
         self, questions: Sequence[str], responses: Sequence[str], ground_truths: Sequence[str]

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from justrl.verifiers.base import Checked, Verdict
 
@@ -136,47 +137,33 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="justrl-parent-watch", daemon=True).start()
 
 
-_WARM_UP_ANSWERS = (
-    "\\frac{\\sqrt{21}}{5}",
-    "(-6,6), (2,6)",
-    "\\left( 3, \\frac{\\pi}{2} \\right) \\cup [-2, 7]",
-    "\\{1,2,3\\}",
-    "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
-    "x^2+2x+1 = y",
-    "\\text{Evelyn}",
-    "2^{99} \\cdot 10^{-3}",
-    "x \\le 3",
-    "1-\\frac{2}{\\pi}",
-    "3.5\\%",
-    "90^\\circ",
-    "\\sin(x) + \\log_2 8",
-    "\\pm\\sqrt{3}i",
-)
+_WARM_UPS: list[Callable[[], None]] = []
+
+
+def register_warm_up(warm_up: Callable[[], None]) -> None:
+    """Have every worker run ``warm_up`` once at start, outside any item's time budget.
+
+    Math-Verify's LaTeX parser (ANTLR) builds its prediction tables lazily: a worker's first
+    parses of each kind of answer take several times longer than later ones. Each verifier module
+    registers its own warm-up when it is imported, so this module imports none of them; a worker
+    imports :mod:`justrl.verifiers` (every built-in verifier) before it serves.
+    """
+    if warm_up not in _WARM_UPS:
+        _WARM_UPS.append(warm_up)
 
 
 def _warm_up() -> None:
-    """Build the parsers' caches once, outside any item's time budget.
-
-    Math-Verify's LaTeX parser (ANTLR) builds its prediction tables lazily: a worker's first
-    parses of each kind of answer take several times longer than later ones.
-    """
-    # Imported here, not above: the verifiers import the pool, which imports this module.
-    from justrl.verifiers.lenient import Lenient, mv_parse
-    from justrl.verifiers.release_rule import ReleaseRule
-
-    for verifier in (Lenient(), ReleaseRule()):
-        full_safely(verifier, "The answer is \\boxed{\\frac{1}{2}}.", "0.5")
-        full_safely(verifier, "Answer: $x^2+1$", "1+x^{2}")
-    for answer in _WARM_UP_ANSWERS:
+    for warm_up in _WARM_UPS:
         with contextlib.suppress(Exception):
-            mv_parse.__wrapped__(answer)
+            warm_up()
 
 
 class WorkerDied(RuntimeError):
     """A worker (or the zygote) that exited or never started: the pool replaces it."""
 
 
-_ENTRY_CODE = "import sys; from justrl.verifiers import workers; workers.{}(int(sys.argv[1]), int(sys.argv[2]))"
+_ENTRY_CODE = ("import sys; import justrl.verifiers; from justrl.verifiers import workers; "
+               "workers.{}(int(sys.argv[1]), int(sys.argv[2]))")
 
 
 def _start_interpreter(entry: str, memory_limit_mb: int) -> tuple[subprocess.Popen[bytes], socket.socket]:

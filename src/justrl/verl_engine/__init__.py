@@ -1,5 +1,9 @@
 """The JustRL recipe on verl's Ray trainer (``justrl train --engine verl``).
 
+In: a :class:`~justrl.recipe.Recipe` and problem files. Out: verl overrides, a launch script,
+verl-format parquet data and verl's custom reward function (``reward``, loaded by verl as
+``pkg://justrl.verl_reward``). Imports: the ground floor, data and verifiers.
+
 The paper's runs used verl (``python -m verl.trainer.main_ppo`` with some seventy overrides). This
 package renders a :class:`~justrl.recipe.Recipe` as those overrides, checks them against the
 *installed* verl's own Hydra configuration before anything is launched, writes them into a launch
@@ -14,7 +18,7 @@ script in the run directory, and runs it. Read it in this order:
 - :mod:`~justrl.verl_engine.launcher`: the launch script, the command, running it.
 
 The reward function verl calls is :mod:`justrl.verl_reward` (verl loads it as
-``pkg://justrl.verl_reward``); the data it trains on is written by :mod:`justrl.data_export`.
+``pkg://justrl.verl_reward``); the data it trains on is written by :mod:`justrl.verl_engine.data_export`.
 """
 
 from justrl.errors import VerlConfigError

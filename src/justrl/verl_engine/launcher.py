@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from justrl import benchmarks, logs
+from justrl import logs
+from justrl.data import benchmarks
 from justrl.io import atomic_write_text
 from justrl.recipe import Recipe
 from justrl.verl_engine.mapping import VERL_VERSION, deviations, verl_settings

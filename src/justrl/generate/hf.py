@@ -1,0 +1,251 @@
+"""Sampling responses from a policy: one :class:`Generator` protocol and the transformers backend.
+
+A backend turns chat-formatted prompt strings into :class:`Completion` objects (text, token ids,
+per-token log-probs, why it stopped). Training and evaluation both go through the protocol, so a
+faster backend (vLLM, in its own module) can replace :class:`HFGenerator` without touching either.
+
+Conventions every backend keeps:
+
+- Prompts are tokenised as given (``add_special_tokens=False``): the chat template has already put
+  in whatever special tokens the model expects, as verl does.
+- A response ends at the first stop token (the tokenizer's and the generation config's EOS ids),
+  which is part of ``token_ids``, or after ``max_new_tokens`` tokens (``finish_reason="length"``).
+- ``logprobs[i]`` is the log-probability of ``token_ids[i]`` under the temperature-scaled
+  distribution ``softmax(logits / temperature)`` before any top-p truncation: the quantity the
+  trainer recomputes for the same tokens (verl's convention), so the two can be compared.
+- Sample ``i`` is drawn with its own seed (``seeds[i]``, default ``params.seed + i``), so the
+  response to a (prompt, seed) pair does not depend on which other prompts share its batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. ``temperature == 0`` means greedy decoding."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    """Seed of sample ``i`` when no explicit seeds are given: ``seed + i``."""
+
+
+@dataclass
+class Completion:
+    """One sampled response."""
+
+    text: str
+    """The response decoded without special tokens (the stop token is not in it)."""
+    token_ids: list[int]
+    """The response's tokens, the stop token included when there was one."""
+    logprobs: list[float]
+    """Sampler log-prob of each token in ``token_ids`` (see the module docstring)."""
+    finish_reason: str
+    """``"stop"`` (a stop token was sampled) or ``"length"`` (``max_new_tokens`` reached)."""
+
+
+class Generator(Protocol):
+    """Anything that samples responses for a list of prompt strings."""
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]: ...
+
+
+class HFGenerator:
+    """Batched sampling with a transformers causal LM and its KV cache, on CPU or GPU.
+
+    Prompts are left-padded; position ids count only real tokens, so a padded prompt sees the same
+    positions as it would alone. Rows that have stopped are dropped from the batch (and its cache).
+    Each row draws its uniforms from its own ``torch.Generator`` and picks its token by inverse-CDF
+    sampling, which keeps everything vectorised while making a row's randomness its own.
+
+    Args:
+        model: a ``PreTrainedModel`` with a causal-LM head.
+        tokenizer: its tokenizer (the pad id is only used as filler; real tokens are tracked by mask).
+        batch_size: prompts per forward pass (memory bound; results do not depend on it).
+        autocast_dtype: run the forward passes under ``torch.autocast`` in this dtype (e.g. bfloat16
+            on a GPU with float32 weights); None runs in the weights' dtype.
+    """
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 64,
+                 autocast_dtype: torch.dtype | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.autocast_dtype = autocast_dtype
+        self.stop_token_ids = stop_token_ids(model, tokenizer)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(
+            self.stop_token_ids)
+        # transformers renamed the KV-cache argument from ``past_key_values`` to ``cache`` (5.2x);
+        # pass whichever this model's forward takes, so neither version warns on every token.
+        forward_args = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
+        prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        return self.generate_from_ids(prompt_ids, params, seeds)
+
+    def generate_from_ids(
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Completion]:
+        """:meth:`generate` for prompts that are already token ids."""
+        if seeds is None:
+            seeds = [params.seed + i for i in range(len(prompt_ids))]
+        if len(seeds) != len(prompt_ids):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompt_ids)} prompts")
+        out: list[Completion] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(prompt_ids), self.batch_size):
+                end = start + self.batch_size
+                out += self._generate_batch(prompt_ids[start:end], params, seeds[start:end])
+        finally:
+            self.model.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def _generate_batch(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams,
+                        seeds: Sequence[int]) -> list[Completion]:
+        device, n = self.device, len(prompt_ids)
+        input_ids, attention = left_pad(prompt_ids, self.pad_token_id, device)
+        positions = position_ids(attention)
+        uniforms = row_uniforms(seeds, params.max_new_tokens, device)
+        stop = torch.tensor(sorted(self.stop_token_ids), device=device)
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        finish = ["length"] * n
+        active = torch.arange(n, device=device)  # batch row -> original index
+
+        logits, cache = self._forward(input_ids, attention, positions, cache=None)
+        for step in range(params.max_new_tokens):
+            token, token_logprob = sample(logits, uniforms[:, step], params.temperature, params.top_p)
+            for index, tok, lp in zip(active.tolist(), token.tolist(), token_logprob.tolist()):
+                tokens[index].append(tok)
+                logprobs[index].append(lp)
+            stopped = torch.isin(token, stop)
+            for index in active[stopped].tolist():
+                finish[index] = "stop"
+            if step == params.max_new_tokens - 1 or bool(stopped.all()):
+                break
+            if bool(stopped.any()):
+                keep = (~stopped).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                active, token, attention, positions, uniforms = (
+                    active[keep], token[keep], attention[keep], positions[keep], uniforms[keep])
+            attention = torch.cat([attention, attention.new_ones(len(active), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+            logits, cache = self._forward(token.unsqueeze(-1), attention, positions, cache)
+
+        return completions(self.tokenizer, tokens, logprobs, finish)
+
+    def _forward(self, input_ids, attention, positions, cache):
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
+                    if self.autocast_dtype is not None else contextlib.nullcontext())
+        with autocast:
+            out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                             use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+        new_cache = out.cache if self._cache_arg == "cache" else out.past_key_values
+        return out.logits[:, -1].float(), new_cache
+
+
+def row_uniforms(seeds: Sequence[int], steps: int, device: torch.device | str) -> torch.Tensor:
+    """``(len(seeds), steps)`` float64 uniforms, row ``i`` drawn from its own generator seeded ``seeds[i]``.
+
+    Drawn up front on the CPU (one transfer, no host sync while decoding), so a row's randomness
+    is its own and every backend built on :func:`sample` draws the same tokens for the same seeds.
+    """
+    return torch.stack([
+        torch.rand(max(steps, 1), generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
+        for s in seeds
+    ]).to(device)
+
+
+def completions(tokenizer, tokens: Sequence[list[int]], logprobs: Sequence[list[float]],
+                finish: Sequence[str]) -> list[Completion]:
+    """Completions from per-row tokens, log-probs and finish reasons (stop token left out of the text)."""
+    return [
+        Completion(
+            text=tokenizer.decode(ids[:-1] if reason == "stop" else ids, skip_special_tokens=True),
+            token_ids=list(ids), logprobs=list(lps), finish_reason=reason,
+        )
+        for ids, lps, reason in zip(tokens, logprobs, finish)
+    ]
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """EOS ids of the tokenizer and of the model's generation config (which may list several)."""
+    ids: set[int] = set()
+    for source in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None),
+                                                   "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source is not None:
+            ids.update(int(i) for i in source)
+    if not ids:
+        raise ValueError("the tokenizer and the model's generation config name no EOS token")
+    return ids
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)``, both ``(B, max_len)``, real tokens flush right."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        if len(seq):
+            input_ids[i, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
+            attention[i, width - len(seq):] = 1
+    return input_ids.to(device), attention.to(device)
+
+
+def position_ids(attention: torch.Tensor) -> torch.Tensor:
+    """Positions that count only attended tokens: 0 at each row's first real token (pads get 0)."""
+    return (attention.cumsum(-1) - 1).clamp(min=0)
+
+
+def sample(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row by inverse-CDF sampling; returns ``(tokens (B,), logprobs (B,))``.
+
+    Args:
+        logits: ``(B, V)`` next-token logits (float32).
+        uniforms: ``(B,)`` one uniform in [0, 1) per row (float64).
+        temperature: divides the logits; 0 picks the argmax (greedy).
+        top_p: nucleus; the smallest set of most likely tokens whose probability reaches ``top_p``.
+
+    The log-prob is that of ``softmax(logits / temperature)`` (untempered for greedy), before top-p.
+    """
+    if temperature == 0:
+        logp = torch.log_softmax(logits, dim=-1)
+        token = logp.argmax(-1)
+        return token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+    logp = torch.log_softmax(logits / temperature, dim=-1)
+    probs = logp.double().exp()
+    if top_p < 1.0:
+        probs, order = probs.sort(dim=-1, descending=True)
+        mass_before = probs.cumsum(-1) - probs
+        probs = probs.masked_fill(mass_before >= top_p, 0.0)  # the top token always stays
+    cdf = probs.cumsum(-1)
+    pick = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1), right=True)
+    pick = pick.clamp(max=probs.shape[-1] - 1)
+    token = order.gather(-1, pick).squeeze(-1) if top_p < 1.0 else pick.squeeze(-1)
+    return token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,59 @@
+"""The trainer's rollout backend (the recipe's ``rollout_backend``) and its per-step duties.
+
+``hf`` / ``hf-static`` / ``auto`` sample with the policy module itself (:mod:`justrl.generate.hf`,
+:mod:`justrl.generate.static`), so they always see the current weights. ``vllm`` samples with a
+separate, colocated engine (:mod:`justrl.generate.colocate`) that must sleep while the policy is
+updated and be given the new weights afterwards: :func:`before_update` and :func:`after_update`
+are where the trainer says so, and they do nothing for the other backends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from justrl.generate.factory import make_hf_generator
+from justrl.recipe import Recipe
+
+
+def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | Path, device: torch.device,
+                           autocast_dtype: torch.dtype | None) -> Any:
+    """The generator ``recipe.rollout_backend`` names, for the policy ``model`` loaded from ``model_path``."""
+    if recipe.rollout_backend == "vllm":
+        from justrl.generate.colocate import ColocatedVLLM
+
+        return ColocatedVLLM(
+            str(model_path), device_type=device.type, dtype="bfloat16" if device.type == "cuda" else "float32",
+            max_model_len=recipe.max_prompt_tokens + max(recipe.max_response_tokens, recipe.val_max_tokens),
+            gpu_memory_utilization=recipe.vllm_gpu_memory_utilization, seed=recipe.seed)
+    return make_hf_generator(model, tokenizer, recipe.rollout_backend,
+                             batch_size=max(64, recipe.micro_batch_sequences), autocast_dtype=autocast_dtype)
+
+
+def before_update(generator: Any) -> None:
+    """Free the rollout engine's device memory for the update (colocated vLLM: sleep)."""
+    sleep = getattr(generator, "sleep", None)
+    if callable(sleep):
+        sleep()
+
+
+def after_update(generator: Any, model) -> None:
+    """Give a separate rollout engine the updated policy's weights (colocated vLLM: reload, wake)."""
+    load = getattr(generator, "load_weights", None)
+    if callable(load):
+        load(model)
+
+
+def start_peak_memory(device: torch.device) -> None:
+    """Begin a step's peak-memory window (CUDA only)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_metrics(device: torch.device) -> dict[str, float]:
+    """``perf/max_memory_allocated_gb`` (verl's name; GiB, as verl computes it) on CUDA; nothing on the CPU."""
+    if device.type != "cuda":
+        return {}
+    return {"perf/max_memory_allocated_gb": torch.cuda.max_memory_allocated(device) / 2**30}
