@@ -3,6 +3,7 @@ after a kill without evaluating a finished step again, waiting while the run goe
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from justrl import evaluate as E
 from justrl import recipe as R
 from justrl.evaluate import watch as W
+
+RUN_MODULE = importlib.import_module("justrl.evaluate.run")  # where watch_run finds run()
 
 
 def _checkpoint(run: Path, model: Path, step: int, complete: bool = True) -> None:
@@ -51,7 +54,7 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
             raise KeyboardInterrupt  # the watcher is killed while evaluating step 50
         return real_run(config, **kwargs)
 
-    monkeypatch.setattr(E, "run", killed_at_step_50)
+    monkeypatch.setattr(RUN_MODULE, "run", killed_at_step_50)
     with pytest.raises(KeyboardInterrupt):
         W.watch_run(run, _config(), poll_s=0)
     assert calls == ["step_0", "step_50"]
@@ -60,7 +63,7 @@ def test_watch_scores_every_checkpoint_and_resumes_after_a_kill(tiny_model, tmp_
     (run / W.WATCH_DIR / W.TABLE_FILE).open("a").write('{"step": 50, "benchm')  # a line torn by the kill
 
     calls.clear()
-    monkeypatch.setattr(E, "run", lambda config, **kw: (calls.append(Path(config.out).name), real_run(config, **kw))[1])
+    monkeypatch.setattr(RUN_MODULE, "run", lambda config, **kw: (calls.append(Path(config.out).name), real_run(config, **kw))[1])
     result = W.watch_run(run, _config(), poll_s=0)
     assert calls == ["step_50", "step_100"]  # step 0 was finished before the kill: not evaluated again
     assert result.finished and result.scored == [50, 100]
@@ -93,7 +96,7 @@ def test_watch_waits_for_new_checkpoints_until_the_run_finishes(tiny_model, tmp_
             (run / "summary.json").write_text("{}")
 
     scored = []
-    monkeypatch.setattr(E, "run", lambda config, **kw: scored.append(Path(config.out).name) or _FakeResult())
+    monkeypatch.setattr(RUN_MODULE, "run", lambda config, **kw: scored.append(Path(config.out).name) or _FakeResult())
     result = W.watch_run(run, _config(), base=False, every=50, poll_s=7, sleep=the_run_goes_on)
     assert naps == [7, 7] and scored == ["step_100"] and result.finished
 
