@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from justrl import config
-from justrl.errors import RecipeError
+from justrl.errors import ConfigError, RecipeError
 from justrl.problems import ANSWER_FROM
 
 PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -228,9 +228,14 @@ class Recipe:
                      if not 0 < getattr(self, n) <= 1]
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             problems.append(f"adam_betas must be two numbers in [0, 1) (got {list(self.adam_betas)})")
-        if self.verifier not in verifiers.known_verifiers():
-            problems.append(f"verifier must be one of {', '.join(verifiers.known_verifiers())} "
-                            f"(got {self.verifier!r})")
+        for name in ("verifier", "val_verifier"):
+            try:
+                verifiers.check_name(getattr(self, name))
+            except ConfigError as exc:
+                value = getattr(self, name)
+                problems.append(f"{name}: {exc}" if ":" in str(value) else
+                                f"{name} must be one of {', '.join(verifiers.known_verifiers())}, or a "
+                                f"module:factory of your own (got {value!r})")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             problems.append(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         if self.dtype not in ("auto", "float32", "bfloat16"):

@@ -59,9 +59,10 @@ def add_grade(sub: Any) -> None:
         ),
     )
     p_grade.add_argument("dir", help="folder with the generation files")
-    p_grade.add_argument("--verifier", default="justrl-eval", choices=verifiers.known_verifiers(),
-                         help="grader (default justrl-eval: release-rule, then lenient, then the judge if given); "
-                         "release-rule + --judge-model reproduces the release's protocol")
+    p_grade.add_argument("--verifier", default="justrl-eval", metavar="NAME",
+                         help="grader: " + ", ".join(verifiers.known_verifiers()) + ", or module:factory "
+                         "for your own (default justrl-eval: release-rule, then lenient, then the judge if "
+                         "given); release-rule + --judge-model reproduces the release's protocol")
     p_grade.add_argument("--judge-model", default=None, help="model judge (CompassVerifier-3B in the paper)")
     p_grade.add_argument("--judge-with-question", action="store_true",
                          help="send the problem to the judge too (the release sends an empty question)")

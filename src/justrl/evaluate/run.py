@@ -63,7 +63,7 @@ def check_before_loading(config: EvalConfig) -> None:
     """Everything that can be refused before a tokenizer or a model loads: settings, grader, device,
     paths of the model and the judge (not after hours of generation)."""
     config.validate()
-    if config.grader not in verifiers.known_verifiers():
+    if not verifiers.is_known(config.grader):
         raise EvalError(f"unknown grader {config.grader!r}; known: {', '.join(verifiers.known_verifiers())}")
     if config.backend == "hf":
         check_device(config.device)
