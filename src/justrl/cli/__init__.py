@@ -10,6 +10,7 @@ exit code 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from justrl import logs
@@ -64,9 +65,29 @@ def _command_name(args: argparse.Namespace) -> str:
     return " ".join(["justrl", *(w for w in words if w)])
 
 
+KEY_VALUE = re.compile(r"^[+~]?[A-Za-z_][\w.\-]*=")
+"""A ``key=value`` setting (verl's ``+key=value`` / ``~key=value`` too)."""
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, with ``key=value`` settings accepted anywhere among the options.
+
+    argparse takes one run of positionals; the ``key=value`` items it leaves over (after an option,
+    say) are appended, in order, to the subcommand's ``overrides``. Anything else left over is an
+    error, as before.
+    """
+    args, extras = parser.parse_known_args(argv)
+    stray = [item for item in extras if not (KEY_VALUE.match(item) and hasattr(args, "overrides"))]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extras:
+        args.overrides = [*(args.overrides or []), *extras]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
