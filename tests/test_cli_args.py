@@ -21,7 +21,7 @@ def test_key_value_pairs_are_accepted_anywhere(argv, overrides) -> None:
 
 
 def test_the_options_around_them_keep_their_values() -> None:
-    args = parse_args(build_parser(), "eval --benchmarks AIME24 n=2 --out X device=cpu".split())
+    args = parse_args(build_parser(), ["eval", "--benchmarks", "AIME24", "n=2", "--out", "X", "device=cpu"])
     assert (args.benchmarks, args.out) == ("AIME24", "X")
 
 

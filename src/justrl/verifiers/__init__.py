@@ -63,9 +63,17 @@ from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, Verifier
 from justrl.verifiers.batch import verify_batch
 from justrl.verifiers.boxed import BOXED, last_boxed_content
 from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
-from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
 from justrl.verifiers.plain_math_verify import MathVerify
-from justrl.verifiers.registry import UserVerifier, check_name, get, is_known, known_verifiers, register, unregister
+from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
+from justrl.verifiers.registry import (
+    UserVerifier,
+    check_name,
+    get,
+    is_known,
+    known_verifiers,
+    register,
+    unregister,
+)
 from justrl.verifiers.release_math_verify import ReleaseMathVerify
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
