@@ -1,9 +1,10 @@
 """The ``justrl`` command line: thin wrappers over the Python API.
 
-Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
+Each subcommand is a pair in one of four modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
-:mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,
-budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` into one line on stderr and
+:mod:`~justrl.cli.evaluation` (eval, grade, compare), :mod:`~justrl.cli.watching` (plot, health,
+budget) and :mod:`~justrl.cli.sharing` (card). :func:`main` turns every
+:class:`~justrl.errors.JustrlError` into one line on stderr and
 exit code 2 (``--debug`` shows the traceback).
 """
 
@@ -14,7 +15,7 @@ import re
 import sys
 
 from justrl import logs
-from justrl.cli import evaluation, training, watching
+from justrl.cli import evaluation, sharing, training, watching
 from justrl.cli.training import split_verl_overrides
 from justrl.errors import JustrlError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_eval(sub)
     evaluation.add_grade(sub)
     evaluation.add_compare(sub)
+    sharing.add_card(sub)
     _add_output_flags(parser)
     return parser
 
