@@ -90,8 +90,9 @@ def config_arguments(recipe: Recipe, *, num_processes: int = 1) -> tuple[dict[st
         "save_strategy": "steps", "save_steps": recipe.save_every * updates,
         "report_to": [REPORT_TO[n] for n in recipe.loggers if n in REPORT_TO] or "none",
         "use_cpu": recipe.device == "cpu",
-        "bf16": recipe.dtype == "bfloat16",
     }
+    if recipe.dtype != "auto":  # auto: TRL's own choice (bfloat16 where the GPU has it)
+        arguments["bf16"] = recipe.dtype == "bfloat16"
     if recipe.data_seed is not None:
         arguments["data_seed"] = recipe.data_seed
     if recipe.rollout_backend == "vllm":
