@@ -52,6 +52,13 @@ NOT_IN_TRL_WHEN_SET: dict[str, str] = {
 """Fields TRL lacks only at values other than the paper's."""
 
 
+def _cuda_bf16() -> bool:
+    """The recipe's ``dtype=auto``: bfloat16 on a GPU that has it, float32 elsewhere."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def updates_per_step(recipe: Recipe) -> int:
     return recipe.prompts_per_step // recipe.mini_batch_prompts
 
@@ -91,8 +98,7 @@ def config_arguments(recipe: Recipe, *, num_processes: int = 1) -> tuple[dict[st
         "report_to": [REPORT_TO[n] for n in recipe.loggers if n in REPORT_TO] or "none",
         "use_cpu": recipe.device == "cpu",
     }
-    if recipe.dtype != "auto":  # auto: TRL's own choice (bfloat16 where the GPU has it)
-        arguments["bf16"] = recipe.dtype == "bfloat16"
+    arguments["bf16"] = recipe.dtype == "bfloat16" or (recipe.dtype == "auto" and _cuda_bf16())
     if recipe.data_seed is not None:
         arguments["data_seed"] = recipe.data_seed
     if recipe.rollout_backend == "vllm":

@@ -2,7 +2,8 @@
 
 Besides the built-in ones, a user's verifier can be added with :func:`register` (from Python), or
 named as ``module:factory`` (from a recipe or the command line: the module is imported and the
-factory registered under that name). A factory is called with the verifier's options (at least
+factory registered under that name; the current folder is searched too, as the workers search it).
+A factory is called with the verifier's options (at least
 ``timeout_s``) when it accepts them, and returns either a full verifier (``quick`` and ``full``,
 see :class:`~justrl.verifiers.base.Checked`) or a plain callable ``(response, ground_truth) ->
 Verdict | bool``, which is then run like ``full``: in a verification worker, bounded in time.
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pickle
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +90,8 @@ def _factory(name: str) -> Callable[..., Any]:
         return _FACTORIES[name]
     if isinstance(name, str) and ":" in name:
         module_name, _, attr = name.partition(":")
+        if os.getcwd() not in sys.path:  # as the workers (python -c) see it: modules in the current folder
+            sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
