@@ -304,3 +304,31 @@ def test_verdicts_beside_each_file_and_lm_eval_files_read_back(data_dir, tiny_mo
         assert d["avg@2"] == (1.0 if d["doc_id"] % 2 == 0 else 0.0)
         assert d["filtered_resps"][0][0] == (d["target"] if d["doc_id"] % 2 == 0 else "-1")
         assert d["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.7
+
+
+def test_lm_eval_reads_the_lm_eval_files_with_its_own_helpers(data_dir, tiny_model, tmp_path):
+    """lm-evaluation-harness's own file helpers (and its results table, where pytablewriter is
+    there) read what --format lm-eval wrote."""
+    utils = pytest.importorskip("lm_eval.utils")
+
+    class Right:
+        def generate(self, prompts, params, seeds=None):
+            return [Completion("\\boxed{1}", [1], [], "stop") for _ in prompts]
+
+    out = tmp_path / "o"
+    config = dataclasses.replace(_config(tiny_model, data_dir, out, "AIME24", "limit=2", "n=2"), format="lm-eval")
+    result = E.run(config, backend=Right)
+    folder = out / "lm-eval" / utils.sanitize_model_name(str(tiny_model))
+    names = [str(p.relative_to(out)) for p in sorted(folder.iterdir())]
+    [results_name] = utils.get_results_filenames(["/" + n for n in names])
+    [samples_name] = utils.get_sample_results_filenames(["/" + n for n in names])
+    assert utils.get_file_task_name(Path(samples_name).name) == "aime24"
+    # (lm-eval's helper strips .jsonl only, so a results file keeps its .json)
+    assert utils.get_file_datetime(Path(samples_name).name) + ".json" == utils.get_file_datetime(Path(results_name).name)
+    assert (out / results_name.lstrip("/")) == result.lm_eval_files[0]
+    try:
+        import pytablewriter  # noqa: F401
+    except ImportError:
+        return
+    table = utils.make_table(json.loads(result.lm_eval_files[0].read_text()))
+    assert "AIME24" in table and "avg@2" in table

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -37,9 +38,12 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_UNSAFE_IN_NAMES = re.compile(r'["<>:/|\\?*\[\]]+')
+
+
 def sanitized_model_name(model: str) -> str:
-    """lm-eval's ``model_name_sanitized``: the model name with ``/`` as ``__``, safe in a path."""
-    return model.rstrip("/").replace("/", "__").replace(":", "-") or "model"
+    """lm-eval's ``model_name_sanitized``: each run of ``"<>:/|\\?*[]`` in the model name as ``__``."""
+    return _UNSAFE_IN_NAMES.sub("__", model) or "model"
 
 
 def task_name(plan: BenchmarkPlan) -> str:
