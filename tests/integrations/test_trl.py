@@ -34,8 +34,9 @@ def test_grpo_config_maps_the_recipe_and_names_what_trl_lacks(tmp_path) -> None:
     assert config.scale_rewards == "group" and not config.mask_truncated_completions
     assert config.output_dir == str(tmp_path) and config.report_to in ([], "none", ["none"])
 
-    with pytest.warns(UserWarning, match="overlong_buffer_tokens=4096"):
-        jtrl.grpo_config(recipe_mod.load("toy", {"overlong_buffer_tokens": 4096}), output_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match="loss_agg='seq-mean-token-sum'"):
+        assert jtrl.grpo_config(recipe_mod.load("toy", {"loss_agg": "seq-mean-token-sum"}),
+                                output_dir=str(tmp_path)).loss_type == "dr_grpo"
     with pytest.raises(ConfigError, match="multiple of micro_batch_sequences"):
         jtrl.config_arguments(recipe_mod.load("toy", {"micro_batch_sequences": 48}))
 
@@ -53,6 +54,11 @@ def test_reward_func_has_trls_signature_and_the_recipes_rewards() -> None:
     lenient = jtrl.reward_func("lenient", recipe=recipe_mod.load("toy", {"reward_incorrect": 0.0}))
     assert lenient(prompts=["q"] * 2, completions=["\\boxed{0.5}", "\\boxed{2}"], ground_truth=["\\frac{1}{2}", "3"]) \
         == [1.0, 0.0]
+    # the ablation's overlong penalty: the lengths are TRL's completion_ids
+    ablation = recipe_mod.load("toy", {"overlong_buffer_tokens": 8, "max_response_tokens": 24})
+    penalised = jtrl.reward_func("dapo-strict", recipe=ablation)
+    assert penalised(prompts=["q"] * 3, completions=["\\boxed{6}"] * 3, ground_truth=["6"] * 3,
+                     completion_ids=[[0] * 16, [0] * 20, [0] * 24]) == [1.0, 0.5, 0.0]
     with pytest.raises(ConfigError, match="no 'ground_truth' column"):
         reward(prompts=["q"], completions=["\\boxed{1}"], answer=["1"])
     with pytest.raises(ConfigError, match="unknown verifier"):

@@ -46,7 +46,6 @@ NOT_IN_TRL: dict[str, str] = {
 }
 """Recipe fields TRL has no knob for (always named in the warning)."""
 NOT_IN_TRL_WHEN_SET: dict[str, str] = {
-    "overlong_buffer_tokens": "DAPO's overlong penalty is not in the reward functions",
     "loss_agg": "dr_grpo divides by max_completion_length, not each sequence's token sum",
 }
 """Fields TRL lacks only at values other than the paper's."""
@@ -144,7 +143,9 @@ def reward_func(name: str = "dapo-strict", *, recipe: Recipe | None = None, colu
 
     The gold answers are the dataset column ``column`` (TRL passes every column as a keyword
     argument). Rewards are the recipe's (``reward_correct`` / ``reward_incorrect``; +1 / -1 by
-    default); the batch is verified on the worker pool, each answer bounded by ``timeout_s``.
+    default), plus DAPO's overlong penalty when the recipe's ``overlong_buffer_tokens`` is on (the
+    lengths from TRL's ``completion_ids``); the batch is verified on the worker pool, each answer
+    bounded by ``timeout_s``.
     """
     rewards_mod.check_verifier(name)
     correct = recipe.reward_correct if recipe else PAPER.reward_correct
@@ -156,10 +157,27 @@ def reward_func(name: str = "dapo-strict", *, recipe: Recipe | None = None, colu
                               f"{name} reward needs); columns passed: {', '.join(sorted(kwargs)) or 'none'}")
         found = rewards_mod.verdicts(name, [completion_text(c) for c in completions], list(kwargs[column]),
                                      timeout_s=timeout_s, workers=workers)
-        return rewards_mod.rewards(found, correct, incorrect)
+        values = rewards_mod.rewards(found, correct, incorrect)
+        if recipe is not None and recipe.overlong_buffer_tokens > 0:
+            values = _with_overlong_penalty(values, kwargs.get("completion_ids"), recipe)
+        return values
 
     reward.__name__ = f"justrl_{name.replace('-', '_').replace(':', '_').replace('.', '_')}"
     return reward
+
+
+def _with_overlong_penalty(values: list[float], completion_ids: Sequence[Sequence[int]] | None,
+                           recipe: Recipe) -> list[float]:
+    import torch
+
+    from justrl.rollouts import overlong_penalty
+
+    if completion_ids is None:
+        raise ConfigError("overlong_buffer_tokens needs the completions' lengths: TRL passes completion_ids")
+    lengths = torch.tensor([len(ids) for ids in completion_ids], dtype=torch.float32)
+    penalty = overlong_penalty(lengths, recipe.max_response_tokens, recipe.overlong_buffer_tokens,
+                               recipe.overlong_penalty_factor)
+    return [v + p for v, p in zip(values, penalty.tolist())]
 
 
 def dataset(recipe: Recipe, problems: Sequence[Any] | None = None, *, tokenizer: Any = None) -> Any:
