@@ -38,8 +38,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import torch  # noqa: E402
 
 from justrl import evaluate as E  # noqa: E402
-from justrl import toy  # noqa: E402
 from justrl.data import benchmarks as B  # noqa: E402
+from justrl.data import toy  # noqa: E402
 
 WORK_DIR: Path = Path(tempfile.gettempdir())  # set in main() to a folder removed at the end
 DATA = B.packaged_dir()  # the nine benchmark files that ship with justrl

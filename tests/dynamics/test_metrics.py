@@ -91,8 +91,63 @@ def test_wandb_not_installed_is_a_warning_not_a_crash(tmp_path, monkeypatch, cap
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["loggers=wandb needs the wandb package (pip install wandb); skipping the W&B sink"]
     sinks[0].close()
-    assert metrics.make_sinks(["mlflow"], tmp_path, 10, 0) == []
-    assert caplog.records[-1].getMessage() == "unknown logger 'mlflow'; known: console, jsonl, tensorboard, wandb"
+    assert metrics.make_sinks(["neptune"], tmp_path, 10, 0) == []
+    assert caplog.records[-1].getMessage() == ("unknown logger 'neptune'; known: console, jsonl, tensorboard, "
+                                               "wandb, mlflow, trackio")
+    for module, label in (("mlflow", "MLflow"), ("trackio", "trackio")):
+        monkeypatch.setitem(sys.modules, module, None)
+        if module == "mlflow":
+            monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+        assert metrics.make_sinks([module], tmp_path, 10, 0) == []
+        assert caplog.records[-1].getMessage() == (f"loggers={module} needs the {module} package (pip install "
+                                                   f"{module}); skipping the {label} sink")
+
+
+def test_mlflow_sink_logs_to_a_local_store_and_a_resume_continues_the_same_run(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (sink,) = metrics.make_sinks(["mlflow"], run_dir, 10, 0, name="demo", config={"lr": 1e-6})
+    sink.log(1, {"critic/score/mean": -0.5, "val-core/AIME24/acc/mean@4": 0.25})
+    sink.log(2, {"critic/score/mean": 0.0})
+    sink.close()
+    run_id = (run_dir / "mlflow_run_id").read_text()
+    (again,) = metrics.make_sinks(["mlflow"], run_dir, 10, 2)  # --resume
+    again.log(3, {"critic/score/mean": 0.5})
+    again.close()
+    client = MlflowClient(tracking_uri=f"sqlite:///{(run_dir / 'mlflow.db').resolve()}")
+    history = client.get_metric_history(run_id, "critic/score/mean")
+    assert [(m.step, m.value) for m in history] == [(1, -0.5), (2, 0.0), (3, 0.5)]
+    assert [m.value for m in client.get_metric_history(run_id, "val-core/AIME24/acc/mean_at_4")] == [0.25]
+    run = client.get_run(run_id)
+    assert run.data.params["lr"] == "1e-06" and run.info.run_name == "demo"
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # one run, continued
+
+
+def test_trackio_sink_logs_locally_and_a_resume_continues_the_same_run(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("trackio")
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    monkeypatch.setenv("TRACKIO_PROJECT", "justrl-test")
+    monkeypatch.delenv("TRACKIO_SPACE_ID", raising=False)
+    import trackio.sqlite_storage as storage
+
+    if hasattr(storage, "TRACKIO_DIR"):
+        monkeypatch.setattr(storage, "TRACKIO_DIR", tmp_path / "trackio", raising=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (sink,) = metrics.make_sinks(["trackio"], run_dir, 10, 0, name="demo", config={"lr": 1e-6})
+    sink.log(1, {"critic/score/mean": -0.5})
+    sink.close()
+    name = (run_dir / "trackio_run").read_text()
+    (again,) = metrics.make_sinks(["trackio"], run_dir, 10, 1)  # --resume
+    again.log(2, {"critic/score/mean": 0.5})
+    again.close()
+    assert again.run_name == name and name.startswith("demo-")
+    logs = storage.SQLiteStorage.get_logs("justrl-test", name)
+    assert [(r["step"], r["critic/score/mean"]) for r in logs] == [(1, -0.5), (2, 0.5)]
 
 
 def test_health_monitor_fires_each_alarm_once_per_episode() -> None:

@@ -169,8 +169,8 @@ def test_cli_grade_errors(tmp_path: Path, capsys) -> None:
     assert cli_main(["grade", str(tmp_path)]) == 2
     assert "no generation files" in capsys.readouterr().err
     assert cli_main(["grade", str(tmp_path / "missing")]) == 2
-    with pytest.raises(SystemExit):
-        cli_main(["grade", str(tmp_path), "--verifier", "nope"])
+    assert cli_main(["grade", str(tmp_path), "--verifier", "nope"]) == 2  # one line, not a usage error
+    assert "unknown verifier 'nope'" in capsys.readouterr().err
 
 
 def test_undecided_verdicts_are_counted_apart_never_wrong(tmp_path: Path) -> None:

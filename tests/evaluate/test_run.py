@@ -36,8 +36,9 @@ def test_eval_writes_release_files_grades_reports_and_resumes(tiny_model, data_d
     result = E.run(config)
     assert result.generated == 12
     names = sorted(p.name for p in out.glob("*.jsonl"))
-    assert names == ["aime24_t0.7_p0.9_n2-MNT8.jsonl", "math-500_t0.7_p0.9_n2-MNT8.jsonl"]
-    for path in out.glob("*.jsonl"):
+    assert names == ["aime24_t0.7_p0.9_n2-MNT8.jsonl", "aime24_t0.7_p0.9_n2-MNT8_verdicts.jsonl",
+                     "math-500_t0.7_p0.9_n2-MNT8.jsonl", "math-500_t0.7_p0.9_n2-MNT8_verdicts.jsonl"]
+    for path in result.files.values():
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         assert len(lines) == 6 and all(set(rec) == RELEASE_KEYS for rec in lines)
         assert _keys(path) == Counter({(p, s): 1 for p in range(3) for s in E.sample_seeds(0, path.name.split("_")[0], 2)})
@@ -51,6 +52,14 @@ def test_eval_writes_release_files_grades_reports_and_resumes(tiny_model, data_d
     assert [b["name"] for b in recorded["benchmarks"]] == ["AIME24", "MATH-500"]
     assert recorded["benchmarks"][0]["seeds"] == E.sample_seeds(0, "aime24", 2)
     assert recorded["settings"]["benchmarks"] == ["AIME24", "MATH-500"] and recorded["weights"]["sha256"]
+    import torch
+    import transformers
+
+    assert recorded["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \
+        recorded["environment"]["packages"]["torch"] == torch.__version__
+    assert recorded["environment"]["packages"]["transformers"] == transformers.__version__
+    assert "vllm" in recorded["environment"]["packages"] and recorded["environment"]["device"] == "cpu"
+    assert recorded["environments"] == [recorded["environment"]]
     summary = json.loads((out / E.SUMMARY_FILE).read_text())
     assert [b["name"] for b in summary["benchmarks"]] == ["AIME24", "MATH-500"]
 
@@ -209,13 +218,13 @@ def test_all_nine_benchmarks(tiny_model, data_dir, tmp_path):
     result = E.run(_config(tiny_model, data_dir, out, "all", "n=2", "max_tokens=2", "limit=8"))
     assert result.generated == 9 * 8 * 2
     assert sorted(p.name for p in out.glob("*.jsonl")) == sorted(
-        f"{b.task}_t0.7_p0.9_n2-MNT2.jsonl" for b in B.BENCHMARKS)
+        f"{b.task}_t0.7_p0.9_n2-MNT2{suffix}.jsonl" for b in B.BENCHMARKS for suffix in ("", "_verdicts"))
     for bench in B.BENCHMARKS:
         assert _keys(result.files[bench.name]) == Counter(
             {(p, s): 1 for p in range(8) for s in E.sample_seeds(0, bench.task, 2)})
     assert [s.name for s in result.summary.scores] == B.names()
     grades = json.loads((out / E.RESULTS_FILE).read_text())
-    assert sorted(grades["files"]) == sorted(p.name for p in out.glob("*.jsonl"))
+    assert sorted(grades["files"]) == sorted(p.name for p in out.glob("*.jsonl") if not p.name.endswith("_verdicts.jsonl"))
     report = (out / E.REPORT_FILE).read_text()
     assert all(f"| {b.name} | 2 | 8 |" in report for b in B.BENCHMARKS) and "**average**" in report
     assert "JustRL-Nemotron-1.5B" in report  # unknown family: every published row is shown
@@ -242,3 +251,83 @@ def test_cli_reports_missing_data_in_one_line(tiny_model, tmp_path, capsys):
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("justrl eval: no benchmark data for AIME24") and err.count("\n") == 1
+
+
+def test_verdicts_beside_each_file_and_lm_eval_files_read_back(data_dir, tiny_model, tmp_path):
+    """Every sample's verdict sits beside its generation file; --format lm-eval writes lm-eval's
+    results_<date>.json and samples_<task>_<date>.jsonl, and their numbers are the report's."""
+    from justrl.evaluate import grading, lm_eval_format
+
+    truths = {p.prompt: p.ground_truth for p in B.load_problems(B.locate([B.get("AMC23")], data_dir)["AMC23"])}
+    order = list(truths)
+
+    class Oracle:  # right on even problems for even seeds' first sample, else wrong, deterministic
+        def generate(self, prompts, params, seeds=None):
+            out = []
+            for text in prompts:
+                problem = next(p for p in truths if p in text)
+                answer = truths[problem] if order.index(problem) % 2 == 0 else "-1"
+                out.append(Completion(f"So \\boxed{{{answer}}}.", [1, 2], [], "stop"))
+            return out
+
+    out = tmp_path / "o"
+    config = dataclasses.replace(_config(tiny_model, data_dir, out, "AMC23", "limit=4", "n=2"), format="lm-eval")
+    result = E.run(config, backend=Oracle)
+    generation = result.files["AMC23"]
+    verdicts = grading.read_verdicts(generation)
+    assert len(verdicts) == 8
+    assert set(verdicts[0]) == {"example_id", "seed", "line", "answer", "extracted", "correct", "undecided",
+                                "stage", "reason", "judged"}
+    for v in verdicts:
+        assert v["correct"] == (v["example_id"] % 2 == 0) and not v["undecided"] and v["stage"]
+        assert v["extracted"] is not None
+
+    results_path, samples_path = result.lm_eval_files
+    assert results_path.parent == out / "lm-eval" / lm_eval_format.sanitized_model_name(str(tiny_model))
+    assert results_path.name.startswith("results_") and samples_path.name.startswith("samples_amc23_")
+    assert results_path.name[len("results_"):-len(".json")] == samples_path.name[len("samples_amc23_"):-len(".jsonl")]
+    results = json.loads(results_path.read_text())
+    for key in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
+                "task_hashes", "model_name"):
+        assert key in results, key
+    assert results["results"]["amc23"]["avg@2,none"] == pytest.approx(result.summary.scores[0].score / 100) == 0.5
+    assert results["results"]["amc23"]["avg@2_stderr,none"] > 0
+    assert results["configs"]["amc23"]["repeats"] == 2 and results["n-shot"]["amc23"] == 0
+    assert results["n-samples"]["amc23"] == {"original": 4, "effective": 4}
+    lines = [json.loads(line) for line in samples_path.read_text().splitlines()]
+    assert [d["doc_id"] for d in lines] == [0, 1, 2, 3]
+    for d in lines:
+        assert {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics",
+                "doc_hash", "prompt_hash", "target_hash"} <= set(d)
+        assert len(d["resps"]) == 1 and len(d["resps"][0]) == 2 and d["metrics"] == ["avg@2"]
+        assert d["avg@2"] == (1.0 if d["doc_id"] % 2 == 0 else 0.0)
+        assert d["filtered_resps"][0][0] == (d["target"] if d["doc_id"] % 2 == 0 else "-1")
+        assert d["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.7
+
+
+def test_lm_eval_reads_the_lm_eval_files_with_its_own_helpers(data_dir, tiny_model, tmp_path):
+    """lm-evaluation-harness's own file helpers (and its results table, where pytablewriter is
+    there) read what --format lm-eval wrote."""
+    utils = pytest.importorskip("lm_eval.utils")
+
+    class Right:
+        def generate(self, prompts, params, seeds=None):
+            return [Completion("\\boxed{1}", [1], [], "stop") for _ in prompts]
+
+    out = tmp_path / "o"
+    config = dataclasses.replace(_config(tiny_model, data_dir, out, "AIME24", "limit=2", "n=2"), format="lm-eval")
+    result = E.run(config, backend=Right)
+    folder = out / "lm-eval" / utils.sanitize_model_name(str(tiny_model))
+    names = [str(p.relative_to(out)) for p in sorted(folder.iterdir())]
+    [results_name] = utils.get_results_filenames(["/" + n for n in names])
+    [samples_name] = utils.get_sample_results_filenames(["/" + n for n in names])
+    assert utils.get_file_task_name(Path(samples_name).name) == "aime24"
+    # (lm-eval's helper strips .jsonl only, so a results file keeps its .json)
+    assert utils.get_file_datetime(Path(samples_name).name) + ".json" == utils.get_file_datetime(Path(results_name).name)
+    assert (out / results_name.lstrip("/")) == result.lm_eval_files[0]
+    try:
+        import pytablewriter  # noqa: F401
+    except ImportError:
+        return
+    table = utils.make_table(json.loads(result.lm_eval_files[0].read_text()))
+    assert "AIME24" in table and "avg@2" in table

@@ -66,3 +66,15 @@ def test_a_separate_engine_sleeps_before_and_reloads_after_the_update(policy) ->
 def test_peak_memory_is_reported_on_cuda_only() -> None:
     start_peak_memory(torch.device("cpu"))
     assert peak_memory_metrics(torch.device("cpu")) == {}
+
+
+def test_top_p_below_one_with_vllm_warns_once_naming_the_bias(monkeypatch, caplog) -> None:
+    import justrl.train.backend as rollout_backend
+
+    monkeypatch.setattr(rollout_backend, "_warned_truncated_sampling", False)
+    with caplog.at_level("WARNING", logger="justrl"):
+        assert not rollout_backend.warn_truncated_sampling(1.0)  # the paper's top_p: nothing to say
+        assert rollout_backend.warn_truncated_sampling(0.9)
+        assert not rollout_backend.warn_truncated_sampling(0.9)  # once
+    warnings = [r.getMessage() for r in caplog.records if "top_p=0.9" in r.getMessage()]
+    assert len(warnings) == 1 and "importance ratio" in warnings[0] and "biased" in warnings[0]

@@ -18,7 +18,7 @@ for _name in ("torchvision", "torchaudio", "torchcodec"):
 
 import torch  # noqa: E402
 
-from justrl import toy  # noqa: E402
+from justrl.data import toy  # noqa: E402
 from justrl.generate.colocate import ColocatedVLLM  # noqa: E402
 from justrl.generate.hf import SamplingParams  # noqa: E402
 

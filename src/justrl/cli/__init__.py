@@ -3,20 +3,22 @@
 In: argv. Out: exit codes (0 done, 1 an alarm or a known conflict, 2 a user error in one line) and
 what the API writes. Imports: any wing; nothing imports the CLI.
 
-Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
+Each subcommand is a pair in one of four modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
-:mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,
-budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` into one line on stderr and
+:mod:`~justrl.cli.evaluation` (eval, grade, compare), :mod:`~justrl.cli.watching` (plot, health,
+budget) and :mod:`~justrl.cli.sharing` (card). :func:`main` turns every
+:class:`~justrl.errors.JustrlError` into one line on stderr and
 exit code 2 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from justrl import logs
-from justrl.cli import evaluation, training, watching
+from justrl.cli import evaluation, sharing, training, watching
 from justrl.cli.training import split_verl_overrides
 from justrl.errors import JustrlError
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_eval(sub)
     evaluation.add_grade(sub)
     evaluation.add_compare(sub)
+    sharing.add_card(sub)
     _add_output_flags(parser)
     return parser
 
@@ -67,9 +70,29 @@ def _command_name(args: argparse.Namespace) -> str:
     return " ".join(["justrl", *(w for w in words if w)])
 
 
+KEY_VALUE = re.compile(r"^[+~]?[A-Za-z_][\w.\-]*=")
+"""A ``key=value`` setting (verl's ``+key=value`` / ``~key=value`` too)."""
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, with ``key=value`` settings accepted anywhere among the options.
+
+    argparse takes one run of positionals; the ``key=value`` items it leaves over (after an option,
+    say) are appended, in order, to the subcommand's ``overrides``. Anything else left over is an
+    error, as before.
+    """
+    args, extras = parser.parse_known_args(argv)
+    stray = [item for item in extras if not (KEY_VALUE.match(item) and hasattr(args, "overrides"))]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extras:
+        args.overrides = [*(args.overrides or []), *extras]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -42,6 +42,9 @@ def add_eval(sub: Any) -> None:
                         help="output folder (default: runs/eval/<model name>; runs/eval/<run>-final for a run's final/)")
     p_eval.add_argument("--judge-model", default=None,
                         help="model judge for answers the rule stages reject (CompassVerifier-3B in the paper)")
+    p_eval.add_argument("--format", choices=["justrl", "lm-eval"], default="justrl",
+                        help="lm-eval: also write results_<date>.json and samples_<task>_<date>.jsonl below "
+                             "OUT/lm-eval/, as lm-evaluation-harness writes them")
     p_eval.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting (see below)")
     p_eval.set_defaults(func=_cmd_eval)
 
@@ -59,9 +62,10 @@ def add_grade(sub: Any) -> None:
         ),
     )
     p_grade.add_argument("dir", help="folder with the generation files")
-    p_grade.add_argument("--verifier", default="justrl-eval", choices=verifiers.known_verifiers(),
-                         help="grader (default justrl-eval: release-rule, then lenient, then the judge if given); "
-                         "release-rule + --judge-model reproduces the release's protocol")
+    p_grade.add_argument("--verifier", default="justrl-eval", metavar="NAME",
+                         help="grader: " + ", ".join(verifiers.known_verifiers()) + ", or module:factory "
+                         "for your own (default justrl-eval: release-rule, then lenient, then the judge if "
+                         "given); release-rule + --judge-model reproduces the release's protocol")
     p_grade.add_argument("--judge-model", default=None, help="model judge (CompassVerifier-3B in the paper)")
     p_grade.add_argument("--judge-with-question", action="store_true",
                          help="send the problem to the judge too (the release sends an empty question)")
@@ -103,7 +107,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     config = evaluate.EvalConfig(
         model=args.model or args.watch, benchmarks=[args.benchmarks or ("AIME24" if args.watch else "all")],
         backend=args.backend, workers=args.workers, data_dir=args.data_dir, out=args.out,
-        judge_model=args.judge_model,
+        judge_model=args.judge_model, format=args.format,
     )
     if args.watch:
         watched = evaluate.watch_run(args.watch, evaluate.apply_overrides(config, args.overrides),
@@ -113,6 +117,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate.run(evaluate.apply_overrides(config, args.overrides))
     evaluate.print_table(result.summary, Console(width=max(160, Console().width)))
     print(f"wrote {result.report}, {result.chart} and {result.out_dir / evaluate.RESULTS_FILE}")
+    if result.lm_eval_files:
+        print(f"wrote {result.lm_eval_files[0]} and {len(result.lm_eval_files) - 1} lm-eval samples file(s) beside it")
     return 0
 
 

@@ -4,8 +4,12 @@ A step's metrics are a flat ``dict[str, float]`` keyed by verl's names where ver
 of the native engine and of verl plot and compare with the same code. :data:`STEP_METRICS` lists
 the names every training step carries (validation adds ``val-core/<source>/acc/mean@<n>``).
 
-Sinks take ``(step, metrics)``: JSONL, TensorBoard, the console, and Weights & Biases (``loggers``
-names them). :class:`HealthMonitor` turns a stream of steps into warnings a human should see
+Sinks take ``(step, metrics)``: JSONL, TensorBoard, the console, Weights & Biases, MLflow and
+trackio (``loggers`` names them). Each is a thin layer over that library's own client (nothing of
+theirs is re-implemented): what justrl adds is the run folder's conventions -- where each writes,
+and the tracker's run id kept in the run folder so that a resumed run continues the same tracker
+run. (accelerate's trackers were weighed and not taken: accelerate is not a justrl dependency, and
+they neither keep run ids across a resume nor write where the run folder expects.) :class:`HealthMonitor` turns a stream of steps into warnings a human should see
 (entropy collapse, a reward that no longer moves, non-finite values); :func:`check_health` replays
 it over a run's logs (``justrl health``).
 """
@@ -20,6 +24,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,6 +155,110 @@ class WandbSink:
         self._run.finish()
 
 
+class _KeptRunId:
+    """A tracker run id kept in ``RUN/<file>``: made once, read back on resume."""
+
+    @staticmethod
+    def load(run_dir: Path, file: str) -> tuple[str, bool]:
+        path = run_dir / file
+        if path.is_file():
+            return path.read_text().strip(), True
+        return secrets.token_hex(6), False
+
+    @staticmethod
+    def save(run_dir: Path, file: str, run_id: str) -> None:
+        io.atomic_write_text(run_dir / file, run_id)
+
+
+def mlflow_key(name: str) -> str:
+    """A metric name MLflow accepts (letters, digits, ``_ - . / space``): ``mean@4`` -> ``mean_at_4``."""
+    import re
+
+    return re.sub(r"[^\w\-. /]", "_", name.replace("@", "_at_"))
+
+
+class MlflowSink:
+    """Metrics to MLflow (``pip install mlflow``): the tracking server in ``$MLFLOW_TRACKING_URI``, else
+    a local SQLite store, ``RUN/mlflow.db`` (``mlflow ui --backend-store-uri sqlite:///RUN/mlflow.db``);
+    the experiment ``$MLFLOW_EXPERIMENT_NAME`` (default ``justrl``). The run id is kept in
+    ``RUN/mlflow_run_id``: a resumed run logs into the same MLflow run. Names MLflow refuses
+    (``@``) are spelled with ``_at_``.
+    """
+
+    ID_FILE = "mlflow_run_id"
+
+    def __init__(self, run_dir: str | Path, *, name: str | None = None,
+                 config: dict[str, Any] | None = None) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as exc:
+            raise BackendUnavailable("loggers=mlflow needs the mlflow package (pip install mlflow)") from exc
+        run_dir = Path(run_dir)
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+        self._client = MlflowClient(tracking_uri=uri)
+        kept, resumed = _KeptRunId.load(run_dir, self.ID_FILE)
+        if resumed:
+            self.run_id = kept
+            self._client.update_run(self.run_id, status="RUNNING")
+        else:
+            experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "justrl")
+            experiment = self._client.get_experiment_by_name(experiment_name)
+            experiment_id = (experiment.experiment_id if experiment is not None
+                             else self._client.create_experiment(experiment_name))
+            run = self._client.create_run(experiment_id, run_name=name or run_dir.name)
+            self.run_id = run.info.run_id
+            for key, value in sorted((config or {}).items()):
+                self._client.log_param(self.run_id, key, str(value)[:6000])
+            _KeptRunId.save(run_dir, self.ID_FILE, self.run_id)
+
+    def log(self, step: int, metrics: Metrics) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(mlflow_key(k), float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if batch:
+            self._client.log_batch(self.run_id, metrics=batch)
+
+    def close(self) -> None:
+        self._client.set_terminated(self.run_id)
+
+
+class TrackioSink:
+    """Metrics to trackio (``pip install trackio``), locally (``$TRACKIO_DIR``, default trackio's
+    cache) or to the Space in ``$TRACKIO_SPACE_ID``; the project ``$TRACKIO_PROJECT`` (default
+    ``justrl``). The trackio run is named after the run folder and the name kept in
+    ``RUN/trackio_run``: a resumed run continues it.
+    """
+
+    ID_FILE = "trackio_run"
+
+    def __init__(self, run_dir: str | Path, *, name: str | None = None,
+                 config: dict[str, Any] | None = None) -> None:
+        try:
+            import trackio
+        except ImportError as exc:
+            raise BackendUnavailable("loggers=trackio needs the trackio package (pip install trackio)") from exc
+        run_dir = Path(run_dir)
+        id_file = run_dir / self.ID_FILE
+        resumed = id_file.is_file()
+        self.run_name = id_file.read_text().strip() if resumed else f"{name or run_dir.name}-{secrets.token_hex(3)}"
+        self.project = os.environ.get("TRACKIO_PROJECT", "justrl")
+        with contextlib.redirect_stdout(StringIO()):  # trackio prints each start and finish
+            self._run = trackio.init(project=self.project, name=self.run_name, config=config or {},
+                                     resume="allow" if resumed else "never",
+                                     space_id=os.environ.get("TRACKIO_SPACE_ID"), embed=False,
+                                     auto_log_gpu=False, auto_log_cpu=False)
+        io.atomic_write_text(id_file, self.run_name)
+
+    def log(self, step: int, metrics: Metrics) -> None:
+        self._run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        with contextlib.redirect_stdout(StringIO()):
+            self._run.finish()
+
+
 class ConsoleSink:
     """A rich progress bar showing reward, accuracy, entropy and response length of the last step.
 
@@ -202,21 +311,26 @@ def make_sinks(names: list[str], run_dir: Path, total_steps: int, start_step: in
         elif logger == "console":
             if progress_bar:
                 sinks.append(ConsoleSink(total_steps, start_step))
-        elif logger == "wandb":
+        elif logger in TRACKERS:
+            label, sink_class = TRACKERS[logger]
             try:
-                sinks.append(WandbSink(run_dir, name=name, config=config))
+                sinks.append(sink_class(run_dir, name=name, config=config))
             except BackendUnavailable as exc:
-                log.warning("%s; skipping the W&B sink", exc)
-            except Exception as exc:  # wandb raises its own types (no API key, no network, ...)
+                log.warning("%s; skipping the %s sink", exc, label)
+            except Exception as exc:  # each library raises its own types (no API key, no network, ...)
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                log.warning("W&B could not start (%s); skipping the W&B sink (WANDB_MODE=offline logs "
-                            "locally)", reason)
+                hint = " (WANDB_MODE=offline logs locally)" if logger == "wandb" else ""
+                log.warning("%s could not start (%s); skipping the %s sink%s", label, reason, label, hint)
         else:
             log.warning("unknown logger %r; known: %s", logger, ", ".join(LOGGERS))
     return sinks
 
 
-LOGGERS = ("console", "jsonl", "tensorboard", "wandb")
+TRACKERS: dict[str, tuple[str, Any]] = {
+    "wandb": ("W&B", WandbSink), "mlflow": ("MLflow", MlflowSink), "trackio": ("trackio", TrackioSink),
+}
+"""The experiment trackers: logger name -> (label in messages, sink class)."""
+LOGGERS = ("console", "jsonl", "tensorboard", *TRACKERS)
 
 
 # --- health alarms --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from justrl.errors import EvalError
 
 # The release's PROMPT_TEMPLATE: one space after the problem, no newline.
 EVAL_PROMPT = "{problem} Please reason step by step, and put your final answer within \\boxed{{}}."
+OUTPUT_FORMATS = ("justrl", "lm-eval")
 CONFIG_FILE = "eval_config.json"
 """The settings, seeds and data checksums of the evaluation in an output folder."""
 
@@ -43,6 +44,9 @@ class EvalConfig:
     """Output folder; default ``runs/eval/<model name>``."""
     judge_model: str | None = None
     """Model judge (CompassVerifier-3B in the paper) for answers the rule stages reject."""
+    format: str = "justrl"
+    """Extra output: ``justrl`` (none) or ``lm-eval`` (also ``results_<date>.json`` and
+    ``samples_<task>_<date>.jsonl`` below ``OUT/lm-eval/``, as lm-evaluation-harness writes them)."""
 
     # --- overridable as key=value ---------------------------------------------------------
     n: int | None = None
@@ -98,11 +102,13 @@ class EvalConfig:
     """Ray: times a shard is retried after its worker dies."""
 
     _FLAG_FIELDS: typing.ClassVar[tuple[str, ...]] = (
-        "model", "benchmarks", "backend", "workers", "data_dir", "out", "judge_model",
+        "model", "benchmarks", "backend", "workers", "data_dir", "out", "judge_model", "format",
     )
 
     def validate(self) -> None:
         problems = []
+        if self.format not in OUTPUT_FORMATS:
+            problems.append(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.format!r}")
         if self.backend not in ("hf", "vllm"):
             problems.append(f"backend must be hf or vllm, got {self.backend!r}")
         if self.workers < 1:

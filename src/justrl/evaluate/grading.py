@@ -6,7 +6,9 @@ release's fields (``mean_score`` = avg@n, ``best_score`` = pass@n, ``solve_none`
 ``distinct_4gram``, ``avg_output_length``, ``format_error_rollouts``) plus unbiased ``pass@k``
 (k = 1, 2, 4, ... up to n), per-problem scores, which stage settled the answers and how many judge
 calls the ``lenient`` stage saved. Malformed lines are reported with file and line number and
-skipped -- never counted as wrong.
+skipped -- never counted as wrong. Beside each generation file, ``<name>_verdicts.jsonl`` holds each
+graded sample's verdict: ``example_id``, ``seed``, ``line``, ``answer`` (the ground truth),
+``extracted``, ``correct``, ``undecided``, ``stage``, ``reason`` and ``judged``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 
 from justrl import logs, verifiers
 from justrl.errors import EvalError
-from justrl.io import atomic_write_json
+from justrl.io import atomic_write_json, atomic_write_text
 from justrl.verifiers import Judge, Verdict
 
 log = logs.get(__name__)
 
 RESULTS_FILE = "grading_results.json"  # the release's name
+VERDICTS_SUFFIX = "_verdicts.jsonl"
+"""Beside each generation file ``X.jsonl``, ``X_verdicts.jsonl``: one line per graded sample."""
 FILENAME_PATTERN = re.compile(
     r"_t(?P<temperature>[\d.]+)_p(?P<top_p>[\d.]+)_n(?P<n>\d+)-MNT(?P<max_tokens>\d+)"
 )  # the release's parse_hyperparameters_from_filename
@@ -263,6 +267,8 @@ def _length_fn(tokenizer: Any) -> tuple[Callable[[str], int], str]:
 def _discover(folder: Path, only: Mapping[str, set[tuple[int, int]]] | None = None) -> list[GenerationFile]:
     files = []
     for path in sorted(folder.glob("*.jsonl")):
+        if path.name.endswith(VERDICTS_SUFFIX):
+            continue
         params = parse_filename(path.name)
         if params is None:
             log.info("skipping %s: not named {task}_t{T}_p{P}_n{N}-MNT{M}.jsonl", path.name)
@@ -360,6 +366,8 @@ def grade_dir(
             length_unit=unit,
             judge_calls=sum(judged[start:stop]),
         )
+        if write:
+            write_verdicts(gen, verdicts[start:stop], judged[start:stop], verifier)
         start = stop
     report = {
         "grader": {
@@ -374,6 +382,33 @@ def grade_dir(
     if write:
         atomic_write_json(folder / RESULTS_FILE, report, indent=2)
     return report
+
+
+def verdicts_path(generation_file: Path) -> Path:
+    """Where the verdicts of ``generation_file`` go: ``<stem>_verdicts.jsonl`` beside it."""
+    return generation_file.with_name(generation_file.stem + VERDICTS_SUFFIX)
+
+
+def write_verdicts(gen: GenerationFile, verdicts: Sequence[Verdict], judged: Sequence[bool],
+                   verifier_name: str) -> Path:
+    """Each graded sample of ``gen`` and its verdict, one JSON line each, in the file's order."""
+    lines = [
+        json.dumps({
+            "example_id": s.example_id, "seed": s.seed, "line": s.line, "answer": s.answer,
+            "extracted": v.extracted, "correct": v.correct, "undecided": v.undecided,
+            "stage": v.stage or verifier_name, "reason": v.reason, "judged": bool(j),
+        }, ensure_ascii=False) + "\n"
+        for s, v, j in zip(gen.samples, verdicts, judged)
+    ]
+    return atomic_write_text(verdicts_path(gen.path), "".join(lines))
+
+
+def read_verdicts(generation_file: str | Path) -> list[dict[str, Any]]:
+    """The verdict lines written beside ``generation_file`` (``[]`` when it was not graded)."""
+    path = verdicts_path(Path(generation_file))
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def incompleteness(metrics: dict[str, Any]) -> str:

@@ -3,16 +3,17 @@ reports; each step is one function below, in the order it runs."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from justrl import __version__, logs, verifiers
 from justrl.data import benchmarks as bench_mod
 from justrl.errors import ContextLengthError, EvalError, ModelLoadError
-from justrl.evaluate import backends, grading
+from justrl.evaluate import backends, environment, grading, lm_eval_format
 from justrl.evaluate.config import CONFIG_FILE, EvalConfig, check_device
 from justrl.evaluate.plan import (
     BenchmarkPlan,
@@ -43,6 +44,8 @@ class EvalResult:
     summary: Summary
     report: Path
     chart: Path
+    lm_eval_files: list[Path] = field(default_factory=list)
+    """``format=lm-eval``: ``results_<date>.json`` first, then each benchmark's ``samples_*.jsonl``."""
 
 
 def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] | None = None) -> EvalResult:
@@ -64,7 +67,7 @@ def check_before_loading(config: EvalConfig) -> None:
     """Everything that can be refused before a tokenizer or a model loads: settings, grader, device,
     paths of the model and the judge (not after hours of generation)."""
     config.validate()
-    if config.grader not in verifiers.known_verifiers():
+    if not verifiers.is_known(config.grader):
         raise EvalError(f"unknown grader {config.grader!r}; known: {', '.join(verifiers.known_verifiers())}")
     if config.backend == "hf":
         check_device(config.device)
@@ -74,6 +77,7 @@ def check_before_loading(config: EvalConfig) -> None:
 
 
 def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callable[[], Any] | None) -> EvalResult:
+    started = time.time()
     record = read_record(out_dir)
     weights = model_files.fingerprint(config.model, record.get("weights"))
     selected = bench_mod.select(config.benchmarks)
@@ -85,7 +89,7 @@ def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callab
     settings = {**config.to_dict(), "benchmarks": [b.name for b in selected], "out": str(out_dir)}
     settings["nonrelease_files"] = [f.benchmark.name for f in files.values() if not f.is_release_file]
     settings["budget"] = check_context(plans, config, tokenizer).to_dict()
-    _write_config(out_dir, settings, weights, plans)
+    _write_config(out_dir, settings, weights, plans, record, config)
 
     generated = generate_missing(plans, config, backend or backends.backend_spec(config))
 
@@ -99,9 +103,14 @@ def _run_locked(config: EvalConfig, out_dir: Path, console: Any, backend: Callab
     summary = summarize(config.model, scores, family=family, settings=settings,
                         resamples=config.bootstrap, seed=config.seed, grading=grading["counts"])
     report, chart = write_report(summary, out_dir)
+    lm_eval_files: list[Path] = []
+    if config.format == "lm-eval":
+        env = read_record(out_dir).get("environment", {})
+        lm_eval_files = lm_eval_format.write(out_dir, plans, config, settings, env, started)
     if console is not None:
         print_table(summary, console)
-    return EvalResult(out_dir, {p.benchmark.name: p.path for p in plans}, generated, summary, report, chart)
+    return EvalResult(out_dir, {p.benchmark.name: p.path for p in plans}, generated, summary, report, chart,
+                      lm_eval_files)
 
 
 def check_context(plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any) -> Budget:
@@ -131,10 +140,18 @@ def check_context(plans: list[BenchmarkPlan], config: EvalConfig, tokenizer: Any
 
 
 def _write_config(out_dir: Path, settings: dict[str, Any], weights: dict[str, Any],
-                  plans: list[BenchmarkPlan]) -> None:
-    """Record the settings, the weights' fingerprint, seeds and data checksums (``eval_config.json``)."""
+                  plans: list[BenchmarkPlan], previous: dict[str, Any], config: EvalConfig) -> None:
+    """Record the settings, the weights' fingerprint, seeds and data checksums, and the package
+    versions and device (``eval_config.json``; see :mod:`justrl.evaluate.environment`)."""
+    env = environment.describe(config.backend, config.device)
+    before = previous.get("environments") or []
+    if before and before[-1] != env:
+        log.warning("%s was written under another environment (%s); this run's (%s) is recorded beside it",
+                    out_dir, before[-1].get("packages"), env.get("packages"))
     record = {
         "justrl_version": __version__,
+        "environment": env,
+        "environments": environment.merge_history(before, env),
         "settings": settings,
         "weights": weights,
         "benchmarks": [

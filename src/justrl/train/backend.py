@@ -14,14 +14,40 @@ from typing import Any
 
 import torch
 
+from justrl import logs
 from justrl.generate.factory import make_hf_generator
 from justrl.recipe import Recipe
+
+log = logs.get(__name__)
+
+
+TRUNCATED_SAMPLING_BIAS = (
+    "top_p={top_p} < 1 with vLLM rollouts: vLLM samples from the nucleus-truncated, renormalised "
+    "distribution (and reports its log-probs), while the update's importance ratio pi/pi_old divides by the "
+    "full distribution's probability, so the ratio is biased and the update is off-policy "
+    "(rollout/logprob_diff shows the gap); the paper samples at top_p=1.0"
+)
+_warned_truncated_sampling = False
+
+
+def warn_truncated_sampling(top_p: float) -> bool:
+    """Warn, once a process, that ``top_p < 1`` biases the importance ratio of vLLM rollouts.
+
+    Returns whether this call warned.
+    """
+    global _warned_truncated_sampling
+    if top_p >= 1 or _warned_truncated_sampling:
+        return False
+    _warned_truncated_sampling = True
+    log.warning(TRUNCATED_SAMPLING_BIAS.format(top_p=top_p))
+    return True
 
 
 def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | Path, device: torch.device,
                            autocast_dtype: torch.dtype | None) -> Any:
     """The generator ``recipe.rollout_backend`` names, for the policy ``model`` loaded from ``model_path``."""
     if recipe.rollout_backend == "vllm":
+        warn_truncated_sampling(recipe.top_p)
         from justrl.generate.colocate import ColocatedVLLM
 
         return ColocatedVLLM(

@@ -23,11 +23,16 @@ with :func:`get`:
 ``release-math-verify``
     The release's in-training validation grader (its reward router's Math-Verify branch for
     AIME24/AIME25/AMC23): Math-Verify on the whole response against ``\\boxed{ground truth}``, 0/1.
+``math-verify``
+    Math-Verify's default call, ``verify(parse(gold), parse(response))``, as lighteval and
+    lm-eval's Math-Verify metrics make it: numbers comparable with theirs.
 ``justrl-eval``
     The evaluation grader in stages: ``release-rule``, then ``lenient``, then an optional model
     judge (:mod:`justrl.evaluate.judge`). Each verdict records the stage that settled it. Where
     ``lenient`` proves an answer the release's rule accepts different by an exact reading
     (scientific notation, mixed numbers, split digits, bases, unit powers), it is rejected.
+
+A user's own verifier joins them with :func:`register` (or is named ``module:factory``).
 
 Every check that may be slow runs in a worker process that is killed when it exceeds its time
 bound (default 1 s), which works from any thread or process, unlike ``signal.alarm``; an item that
@@ -46,8 +51,9 @@ Where things live (one concept a module):
 - ``safe_sympy``: what that grader needs sympy to evaluate, evaluated without ``eval``;
 - ``lenient``: ``lenient``, Math-Verify glue;
 - ``release_math_verify``: ``release-math-verify``, the release's validation grader;
+- ``plain_math_verify``: ``math-verify``, Math-Verify's default call;
 - ``staged``: ``justrl-eval`` and the model judge stage (:func:`apply_judge`);
-- ``registry``: the verifiers by name (:func:`get`, :func:`known_verifiers`);
+- ``registry``: the verifiers by name (:func:`get`, :func:`known_verifiers`, :func:`register`);
 - ``workers``: one verification worker process, the zygote that forks them;
 - ``pool``: the time bound -- the shared pool of workers (:func:`run_checked`), the retry of
   items that overran it, ``undecided``;
@@ -60,8 +66,18 @@ from justrl.verifiers.base import DEFAULT_TIMEOUT_S, Verdict, Verifier
 from justrl.verifiers.batch import verify_batch
 from justrl.verifiers.boxed import BOXED, last_boxed_content
 from justrl.verifiers.lenient import LENIENT_TAIL_CHARS, MAX_BRACE_DEPTH, Lenient
+from justrl.verifiers.plain_math_verify import MathVerify
 from justrl.verifiers.pool import RETRY_FACTOR, PoolStats, pool_stats, run_checked, shutdown_pool, worker_pids
-from justrl.verifiers.registry import check_known, get, known_verifiers
+from justrl.verifiers.registry import (
+    UserVerifier,
+    check_known,
+    check_name,
+    get,
+    is_known,
+    known_verifiers,
+    register,
+    unregister,
+)
 from justrl.verifiers.release_math_verify import ReleaseMathVerify
 from justrl.verifiers.release_rule import ReleaseRule
 from justrl.verifiers.safe_sympy import UnsafeExpression, safe_parse_expr
@@ -85,24 +101,30 @@ __all__ = [
     "Judge",
     "JustrlEval",
     "Lenient",
+    "MathVerify",
     "PoolStats",
     "RETRY_FACTOR",
     "ReleaseMathVerify",
     "ReleaseRule",
     "UnsafeExpression",
+    "UserVerifier",
     "Verdict",
     "Verifier",
     "WorkerDied",
     "apply_judge",
     "check_known",
+    "check_name",
     "dapo_reward",
     "get",
+    "is_known",
     "known_verifiers",
     "last_boxed_content",
     "pool_stats",
+    "register",
     "run_checked",
     "safe_parse_expr",
     "shutdown_pool",
+    "unregister",
     "verify_batch",
     "worker_pids",
 ]
