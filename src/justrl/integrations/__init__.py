@@ -21,3 +21,5 @@ run's folders (for the card's curves and recipe) and ``evaluate``'s summaries (f
 table). TRL, OpenRLHF's conventions and ``huggingface_hub`` are imported only inside the
 functions that need them.
 """
+
+__all__ = ["hub", "openrlhf", "rewards", "trl"]
