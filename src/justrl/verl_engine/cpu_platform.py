@@ -247,11 +247,17 @@ SHIMS = (
 )
 
 
+SHIMS_OFF_ENV = "JUSTRL_VERL_CPU_SHIMS_OFF"
+"""Comma-separated shim names not to apply (to check whether a newer release still needs one)."""
+
+
 def apply_shims() -> list[str]:
-    """Apply the shims whose package is installed at the release they are for; returns their names."""
+    """Apply the shims whose package is installed at the release they are for (less those named in
+    ``JUSTRL_VERL_CPU_SHIMS_OFF``); returns their names."""
+    off = {name.strip() for name in os.environ.get(SHIMS_OFF_ENV, "").split(",") if name.strip()}
     applied = []
     for shim in SHIMS:
-        if _version(shim.package) == shim.release:
+        if shim.name not in off and _version(shim.package) == shim.release:
             shim.apply()
             applied.append(shim.name)
     return applied
