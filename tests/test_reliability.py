@@ -80,7 +80,7 @@ Setup = Callable[[Path], object]
 CASES: dict[str, tuple[Setup, list[str], list[str]]] = {
     # name: (make the files under tmp, arguments ({} is tmp), fragments of the one-line message)
     "plot a folder without metrics": (lambda t: _metrics(t / "run", None), ["plot", "{}/run"],
-                                      ["justrl plot:", "no metrics.jsonl and no TensorBoard event files"]),
+                                      ["justrl plot:", "no metrics.jsonl, verl_metrics.jsonl or TensorBoard event files"]),
     "plot an empty metrics.jsonl": (lambda t: _metrics(t / "run", []), ["plot", "{}/run", "-o", "{}/x.png"],
                                     ["metrics.jsonl: no step metrics logged yet"]),
     "plot --smooth 1": (_healthy, ["plot", "{}", "--smooth", "1"], ["smoothing weight must be in [0, 1)"]),

@@ -133,8 +133,10 @@ def test_module_factory_names_resolve_and_recipes_accept_them(user_module) -> No
     name = "my_verifiers:make_last_word"
     assert verifiers.verify_batch(name, ["x 3"], ["3"], workers=1)[0].correct
     assert recipe_mod.load("toy", {"verifier": name}).verifier == name
+    # the recipe sits below the verifiers, so the engines check its names (before a run folder is touched)
+    verifiers.check_known(verifier=name)
     with pytest.raises(Exception, match="cannot import module"):
-        recipe_mod.load("toy", {"verifier": "no_such_module_here:f"})
+        verifiers.check_known(verifier="no_such_module_here:f")
 
 
 def test_register_refuses_what_workers_cannot_rebuild_and_built_in_names() -> None:

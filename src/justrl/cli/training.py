@@ -147,7 +147,8 @@ def split_verl_overrides(items: list[str]) -> tuple[list[str], list[str]]:
 
 def _train_on_verl(args: argparse.Namespace) -> int:
     """The recipe (default: the paper's) with the undotted overrides; dotted ones go to verl as they
-    are, after the recipe's, so they win."""
+    are, after the recipe's, so they win. A recipe with ``device=cpu`` (the toy's) runs verl on this
+    machine's CPU (justrl.verl_engine.cpu_platform; scripts/setup_verl_cpu.sh makes its environment)."""
     from justrl import verl_engine
 
     recipe_items, verl_items = split_verl_overrides(args.overrides)
@@ -155,7 +156,7 @@ def _train_on_verl(args: argparse.Namespace) -> int:
     plan = verl_engine.make_plan(
         recipe, args.run_dir or verl_engine.default_run_dir(recipe), nnodes=args.nnodes,
         gpus_per_node=args.gpus_per_node, train_files=args.train_file, val_files=args.val_file,
-        data_dir=args.data_dir, extra=verl_items,
+        data_dir=args.data_dir, extra=verl_items, cpu=recipe.device == "cpu",
     )
     return verl_engine.launch(recipe, plan, dry_run=args.dry_run)
 

@@ -10,7 +10,7 @@ from justrl import recipe as recipe_mod
 
 def add_plot(sub: Any) -> None:
     p_plot = sub.add_parser("plot", help="draw entropy / reward / response-length curves of one or more runs")
-    p_plot.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
+    p_plot.add_argument("runs", nargs="+", help="run directories (metrics.jsonl, verl_metrics.jsonl or verl TensorBoard logs)")
     p_plot.add_argument("-o", "--out", default="dynamics.png", help="PNG to write (default: dynamics.png)")
     p_plot.add_argument("--label", action="append", help="legend label per run, in order (repeatable)")
     p_plot.add_argument("--smooth", type=float, default=0.0,
@@ -22,7 +22,7 @@ def add_plot(sub: Any) -> None:
 def add_health(sub: Any) -> None:
     p_health = sub.add_parser(
         "health", help="replay the health alarms over runs' logs (exit 0 healthy, 1 an alarm fired, 2 an error)")
-    p_health.add_argument("runs", nargs="+", help="run directories (metrics.jsonl or verl TensorBoard logs)")
+    p_health.add_argument("runs", nargs="+", help="run directories (metrics.jsonl, verl_metrics.jsonl or verl TensorBoard logs)")
     p_health.add_argument("--entropy-floor", type=float, default=0.02,
                           help="entropy (nats, >= 0) counted as collapse")
     p_health.add_argument("--patience", type=int, default=5, help="steps (>= 1) a condition must hold to alarm")

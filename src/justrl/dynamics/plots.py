@@ -15,6 +15,9 @@ from pathlib import Path
 
 from justrl.errors import BackendUnavailable, ConfigError, DataError
 
+VERL_METRICS_FILE = "verl_metrics.jsonl"
+"""Where ``justrl train --engine verl`` points verl's file logger (VERL_FILE_LOGGER_PATH), in the run folder."""
+
 # (metric key, panel title, y label) — the three curves the paper tells its story with, plus
 # validation accuracy when the run logged it.
 CURVES: tuple[tuple[str, str, str], ...] = (
@@ -97,10 +100,12 @@ def load_run(path: str | Path, label: str | None = None) -> RunCurves:
         source, series = path, read_metrics_jsonl(path)
     elif (path / "metrics.jsonl").is_file():
         source, series = path / "metrics.jsonl", read_metrics_jsonl(path / "metrics.jsonl")
+    elif (path / VERL_METRICS_FILE).is_file():  # a `justrl train --engine verl` run: verl's file logger
+        source, series = path / VERL_METRICS_FILE, read_metrics_jsonl(path / VERL_METRICS_FILE)
     elif any(path.rglob("events.out.tfevents.*")):
         source, series = path, read_tensorboard(path)
     else:
-        raise DataError(f"{path}: no metrics.jsonl and no TensorBoard event files")
+        raise DataError(f"{path}: no metrics.jsonl, {VERL_METRICS_FILE} or TensorBoard event files")
     if not series:
         raise DataError(f"{source}: no step metrics logged yet (empty, or not a metrics file)")
     _add_validation_mean(series)

@@ -105,6 +105,26 @@ def _problem_text(path: Path, hyperparameters: dict[str, str]) -> dict[int, tupl
     return out
 
 
+TRAINING_LOGS = ("metrics.jsonl", "verl_metrics.jsonl")
+"""A training run's own logs (native engine, verl engine), beside its ``recipe.yaml``."""
+
+
+def _is_training_run(folder: Path) -> bool:
+    return (folder / "recipe.yaml").is_file() and any((folder / name).is_file() for name in TRAINING_LOGS)
+
+
+def _training_run_note(folder: Path) -> str:
+    """Why a training run folder is not comparable as it is (native or verl, its logs are not paired
+    scores: different engines log different validation protocols), and what to compare instead."""
+    engine = "verl" if (folder / "verl_metrics.jsonl").is_file() else "native"
+    steps = sorted((folder / "eval_watch" / "steps").glob("step_*"), key=lambda p: int(p.name[5:]))
+    where = (f"e.g. {steps[-1]}" if steps else f"run `justrl eval --watch {folder}` first")
+    return (f"{folder}: a training run ({engine} engine), not an evaluation: its logged validation "
+            f"scores are not paired per problem and the engines validate differently (verl with "
+            f"max_response_tokens, the native engine with val_max_tokens); compare evaluations of "
+            f"its checkpoints under one protocol instead: RUN/eval_watch/steps/step_N ({where})")
+
+
 def load_evaluation(path: str | Path, label: str, only: Sequence[str] | None = None) -> Evaluation:
     """Per-problem scores from ``grading_results.json`` (``justrl grade`` or ``justrl eval``), and
     each problem's prompt and answer from its sample file; ``only`` limits which benchmarks."""
@@ -112,6 +132,8 @@ def load_evaluation(path: str | Path, label: str, only: Sequence[str] | None = N
     if not folder.is_dir():
         raise EvalError(f"{folder}: not a directory")
     results_path = folder / grading.RESULTS_FILE
+    if not results_path.is_file() and _is_training_run(folder):
+        raise EvalError(_training_run_note(folder))
     if not results_path.is_file():
         raise EvalError(f"{folder}: no {grading.RESULTS_FILE}; grade it first: justrl grade {folder}")
     results = _read_json(results_path)

@@ -19,8 +19,9 @@ Sources are anything :func:`justrl.data.problems.load` reads (a parquet/JSONL fi
 folder, a hub dataset name such as ``BytedTsinghua-SIA/DAPO-Math-17k``; deduplicated only on
 request, since the release trained on the published DAPO-Math-17k parquet with every prompt
 repeated), a benchmark name (``AIME24``) found in ``--data-dir`` or the copy packaged with justrl,
-or one of the release's validation sets shipped with justrl (``release:AIME24``, see
-:mod:`justrl.data.release_data`). A MATH-style file (a worked ``solution`` and no answer column) is
+one of the release's validation sets shipped with justrl (``release:AIME24``, see
+:mod:`justrl.data.release_data`), or the CPU demo's task (``toy-arithmetic``; ``--split test`` gives its
+held-out sums). A MATH-style file (a worked ``solution`` and no answer column) is
 refused unless ``answer_from="solution"`` asks for its boxed answers.
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from justrl.data import problems as problems_mod
-from justrl.data import release_data
+from justrl.data import release_data, toy
 from justrl.data.problems import Problem
 from justrl.recipe import PROMPT_SUFFIX
 
@@ -78,14 +79,20 @@ def verl_row(problem: Problem, suffix: str = PROMPT_SUFFIX, split: str = "train"
 
 
 def load_source(source: str, *, data_dir: str | Path | None = None, dedupe: bool = True,
-                limit: int | None = None, answer_from: str = "answer") -> tuple[list[Problem], int]:
+                limit: int | None = None, answer_from: str = "answer",
+                split: str = "train") -> tuple[list[Problem], int]:
     """The problems of ``source`` (deduplicated when ``dedupe``) and how many the source held.
 
     ``source`` is a file or folder, a hub dataset name, ``release:NAME`` (the release's validation
     rows), or the name of one of the paper's benchmarks (looked up in ``data_dir``, else the copy
     packaged with justrl). ``answer_from`` as in :func:`justrl.data.problems.load` (``solution``:
-    MATH-style files, the boxed answer).
+    MATH-style files, the boxed answer). ``toy-arithmetic`` is the CPU demo's task, its ``split``
+    (800 sums to train on, 200 held out).
     """
+    if source == toy.TOY_SOURCE:
+        found = toy.make_problems(split)
+        kept = unique(found) if dedupe else found
+        return (kept if limit is None else kept[:limit]), len(found)
     bench = None if release_data.is_release_name(source) else _benchmark_named(source)
     if release_data.is_release_name(source):
         found = release_data.load_val(source)
@@ -145,6 +152,7 @@ def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: 
            data_dir: str | Path | None = None, limit: int | None = None, dedupe: bool = True,
            prompt_format: str = "clean", answer_from: str = "answer") -> ExportResult:
     """Load ``source`` (deduplicated when ``dedupe``) and write it in verl's schema; see the module docstring."""
-    kept, read = load_source(source, data_dir=data_dir, dedupe=dedupe, limit=limit, answer_from=answer_from)
+    kept, read = load_source(source, data_dir=data_dir, dedupe=dedupe, limit=limit, answer_from=answer_from,
+                             split=split)
     path = export_verl(kept, out, suffix=suffix, split=split, prompt_format=prompt_format)
     return ExportResult(path=path, rows=len(kept), read=read)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -21,15 +20,20 @@ from justrl import logs
 from justrl.data import benchmarks
 from justrl.io import atomic_write_text
 from justrl.recipe import Recipe
+from justrl.verl_engine.imports import check_launch_imports
 from justrl.verl_engine.mapping import VERL_VERSION, deviations, verl_settings
 from justrl.verl_engine.plan import VerlPlan, default_train_file, default_val_file
 from justrl.verl_engine.rendering import overrides
 from justrl.verl_engine.validate import installed_verl_version, validate_overrides
+from justrl.verl_engine.watchdog import Limits, run_bounded
 
 ENTRYPOINT = "verl.trainer.main_ppo"
 SCRIPT_NAME = "launch_verl.sh"
 
 log = logs.get(__name__)
+
+CPU_LIMITS = Limits(timeout_s=3600.0, stall_s=600.0)
+"""A CPU launch (the toy recipe) is stopped after an hour, or after ten minutes without output."""
 
 
 def command(override_list: Sequence[str], python: str = sys.executable) -> list[str]:
@@ -78,12 +82,14 @@ def launch_script(recipe: Recipe, plan: VerlPlan, override_list: Sequence[str],
         "#!/usr/bin/env bash",
         f"# Written by `justrl train --engine verl` on {stamp} for verl {VERL_VERSION}.",
         f"# Recipe: {recipe.name} (resolved in recipe.yaml beside this script).",
-        f"# Cluster: {plan.nnodes} node(s) x {plan.gpus_per_node} GPU(s). On several nodes, start Ray first",
-        "# (`ray start --head` here, `ray start --address=HEAD:6379` on the others) and run this on the head node;",
-        "# the run directory must be on a file system every node sees.",
+        *(["# Cluster: this machine's CPU (verl's CPU mode: one logical GPU, a local Ray instance)."] if plan.cpu else [
+            f"# Cluster: {plan.nnodes} node(s) x {plan.gpus_per_node} GPU(s). On several nodes, start Ray first",
+            "# (`ray start --head` here, `ray start --address=HEAD:6379` on the others) and run this on the head node;",
+            "# the run directory must be on a file system every node sees."]),
         "set -euo pipefail",
         f"cd {shlex.quote(str(plan.run_dir))}",
         "export PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1",
+        *_cpu_lines(plan),
         f"export TENSORBOARD_DIR={shlex.quote(str(plan.tensorboard_dir))}",
         f"export VERL_FILE_LOGGER_PATH={shlex.quote(str(plan.metrics_file))}",
         "",
@@ -94,6 +100,17 @@ def launch_script(recipe: Recipe, plan: VerlPlan, override_list: Sequence[str],
         format_command(command(override_list, python)) + f" \\\n    2>&1 | tee -a {shlex.quote(str(plan.log_file))}",
         "",
     ])
+
+
+def _cpu_lines(plan: VerlPlan) -> list[str]:
+    """CPU mode: the environment that loads justrl's CPU platform into verl (driver side)."""
+    if not plan.cpu:
+        return []
+    from justrl.verl_engine.cpu_platform import CPU_ENV
+
+    pairs = " ".join(f"{k}={shlex.quote(v)}" for k, v in CPU_ENV.items())
+    return ["# verl on the CPU: justrl's platform module, loaded by verl (justrl/verl_engine/cpu_platform.py)",
+            f"export {pairs}"]
 
 
 def write_launch_script(recipe: Recipe, plan: VerlPlan, override_list: Sequence[str],
@@ -107,13 +124,19 @@ def write_launch_script(recipe: Recipe, plan: VerlPlan, override_list: Sequence[
     return script
 
 
-def launch(recipe: Recipe, plan: VerlPlan, *, dry_run: bool = False, python: str = sys.executable) -> int:
+def launch(recipe: Recipe, plan: VerlPlan, *, dry_run: bool = False, python: str = sys.executable,
+           limits: Limits | None = None) -> int:
     """Check, write the launch script, print the command, and run it (unless ``dry_run``).
+
+    The run is bounded by ``limits`` (default: none on a cluster; :data:`CPU_LIMITS` on the CPU):
+    past them it is stopped with its Ray processes and :class:`~justrl.verl_engine.watchdog.VerlLaunchError`
+    says why.
 
     The command on stdout is this function's output (the text of the script's training step);
     everything else is logged. Returns the script's exit status, 0 for a dry run. Raises
     :class:`~justrl.errors.VerlConfigError` before writing anything when verl would refuse a setting.
     """
+    check_launch_imports(cpu=plan.cpu, rollout=not dry_run)
     override_list = overrides(recipe, plan)
     validate_overrides(override_list, expected=verl_settings(recipe, plan))
     script = write_launch_script(recipe, plan, override_list, python)
@@ -126,4 +149,6 @@ def launch(recipe: Recipe, plan: VerlPlan, *, dry_run: bool = False, python: str
     if dry_run:
         log.info("dry run: nothing started. Run it with: bash %s", shlex.quote(str(script)))
         return 0
-    return subprocess.call(["bash", str(script)])
+    if limits is None:
+        limits = CPU_LIMITS if plan.cpu else Limits()
+    return run_bounded(["bash", str(script)], plan.log_file, limits)

@@ -30,6 +30,9 @@ ADDED_KEY_PREFIXES = (
     "reward.reward_kwargs.",  # read by verl's DAPO reward manager (overlong buffer, max_resp_len)
     "reward.custom_reward_function.reward_kwargs.",  # passed by verl to our compute_score
     "ray_kwargs.ray_init.runtime_env.env_vars.",  # environment of every Ray worker
+    "ray_kwargs.ray_init.num_gpus",  # CPU mode: logical GPUs for verl's GPU-asking Ray pools
+    "actor_rollout_ref.model.override_config.",  # passed to the model's config (CPU mode: attention)
+    "actor_rollout_ref.rollout.enable_sleep_mode",  # a RolloutConfig field the yaml lacks (CPU mode)
 )
 
 
@@ -78,11 +81,15 @@ def fixed_in_verl(value: Any, reason: str) -> Route:
     return Route(reason=reason, only_value=value, has_only_value=True)
 
 
-def _model_path(model: str, _: VerlPlan) -> tuple[Any, ...]:
+def _model_path(model: str, plan: VerlPlan) -> tuple[Any, ...]:
     if model == "toy":
+        if plan.cpu:  # the CPU demo's warm-started model, as a model folder (built once, cached)
+            from justrl.data import toy
+
+            return (str(toy.prepare()),)
         raise VerlConfigError(
-            "model: 'toy' is built in memory by the native engine; verl needs a Hugging Face model id "
-            "or a local model folder (model=...)"
+            "model: 'toy' is the CPU demo's model; verl takes it only on the CPU (device=cpu); on a "
+            "cluster give a Hugging Face model id or a local model folder (model=...)"
         )
     return (model,)
 
@@ -95,6 +102,10 @@ def _optimizer(name: str, _: VerlPlan) -> tuple[Any, ...]:
     if name.lower() not in _OPTIMIZERS:
         raise VerlConfigError(f"optimizer: verl runs {', '.join(_OPTIMIZERS)} only (got {name!r})")
     return (_OPTIMIZERS[name.lower()],)
+
+
+SEED_FIELDS = ("data_seed", "rollout_seed")
+"""Fields whose null (the native engine's seed derived from ``seed``) verl cannot express."""
 
 
 def _seed(name: str, value: int | None) -> int:
@@ -262,6 +273,40 @@ def engine_settings(recipe: Recipe, plan: VerlPlan) -> dict[str, Any]:
         "trainer.validation_data_dir": str(plan.validation_dir),
         f"{env}.TENSORBOARD_DIR": str(plan.tensorboard_dir),
         f"{env}.VERL_FILE_LOGGER_PATH": str(plan.metrics_file),
+        **(cpu_settings(recipe, plan) if plan.cpu else {}),
+    }
+
+
+def cpu_settings(recipe: Recipe, plan: VerlPlan) -> dict[str, Any]:
+    """What verl 0.9.1 needs to run on the CPU (:mod:`justrl.verl_engine.cpu_platform`), besides its
+    environment: each setting replaces a GPU-only default."""
+    from justrl.verl_engine.cpu_platform import CPU_ENV
+
+    env = "ray_kwargs.ray_init.runtime_env.env_vars"
+    dtype = "float32" if recipe.dtype == "float32" else "bfloat16"
+    return {
+        "ray_kwargs.ray_init.num_gpus": plan.gpus_per_node,  # verl's pools always ask for GPUs
+        # logical CPUs: the trainer, TransferQueue's controller and storage units each hold one
+        "ray_kwargs.ray_init.num_cpus": 16,
+        f"{_ACTOR}.strategy": "fsdp2",  # FSDP1 needs an accelerator device id
+        f"{_ACTOR}.fsdp_config.model_dtype": "fp32",
+        f"{_ACTOR}.fsdp_config.dtype": dtype,
+        f"{_ACTOR}.use_torch_compile": False,
+        "actor_rollout_ref.model.override_config.attn_implementation": "sdpa",  # no flash-attn
+        "actor_rollout_ref.model.use_remove_padding": False,  # its kernels are flash-attn's
+        "actor_rollout_ref.model.enable_gradient_checkpointing": False,
+        f"{_ROLLOUT}.dtype": dtype,
+        f"{_ROLLOUT}.free_cache_engine": False,  # vLLM's sleep mode is refused on the CPU ...
+        f"{_ROLLOUT}.enable_sleep_mode": False,  # ... and must not be asked for
+        f"{_ROLLOUT}.enforce_eager": True,
+        f"{_ROLLOUT}.enable_prefix_caching": False,
+        f"{_ROLLOUT}.gpu_memory_utilization": 0.5,
+        # one process each where a GPU node runs eight (a 2-core machine runs them all at once)
+        f"{_ROLLOUT}.agent.num_workers": 1,
+        "reward.num_workers": 1,
+        "data.dataloader_num_workers": 0,
+        **{f"{env}.{name}": value for name, value in CPU_ENV.items()},
+        f"{env}.VLLM_CPU_KVCACHE_SPACE": "1",
     }
 
 
@@ -287,6 +332,8 @@ def verl_settings(recipe: Recipe, plan: VerlPlan) -> dict[str, Any]:
     owner: dict[str, str] = {}
     for name, route in MAPPING.items():
         value = getattr(recipe, name)
+        if plan.cpu and name in SEED_FIELDS and value is None:
+            value = recipe.seed  # the CPU demo's seeds are derived from `seed`; verl takes one number
         if route.has_only_value and value != route.only_value:
             raise VerlConfigError(f"{name}: verl only supports {route.only_value!r} ({route.reason}); got {value!r}")
         for key, verl_value in zip(route.keys, route.values(value, plan)):

@@ -36,6 +36,8 @@ class VerlPlan:
     """Folder of the paper's benchmarks (``NAME/test.parquet``) for exporting ``val_data`` by name."""
     extra: tuple[str, ...] = ()
     """Raw verl overrides from the command line (``actor_rollout_ref.rollout.gpu_memory_utilization=0.7``)."""
+    cpu: bool = False
+    """verl on this machine's CPU (:mod:`justrl.verl_engine.cpu_platform`): one worker, gloo, vLLM's CPU build."""
 
     checkpoint_dir = _in_run("checkpoints", "verl's checkpoints (trainer.default_local_dir)")
     tensorboard_dir = _in_run("tensorboard", "verl's TensorBoard logger writes here (TENSORBOARD_DIR)")
@@ -67,9 +69,14 @@ def _absolute(path: str) -> str:
 
 def make_plan(recipe: Recipe, run_dir: str | Path, *, nnodes: int = 1, gpus_per_node: int = 8,
               train_files: Sequence[str] | None = None, val_files: Sequence[str] | None = None,
-              data_dir: str | None = None, extra: Sequence[str] = ()) -> VerlPlan:
-    """A plan with absolute paths (Ray workers do not share the launcher's working directory)."""
+              data_dir: str | None = None, extra: Sequence[str] = (), cpu: bool = False) -> VerlPlan:
+    """A plan with absolute paths (Ray workers do not share the launcher's working directory).
+
+    ``cpu``: verl on this machine's CPU, as one logical GPU (``nnodes`` and ``gpus_per_node`` are 1).
+    """
     run = Path(run_dir).expanduser().resolve()
+    if cpu:
+        nnodes, gpus_per_node = 1, 1
     if nnodes < 1 or gpus_per_node < 1:
         raise VerlConfigError(f"--nnodes and --gpus-per-node must be >= 1 (got {nnodes}, {gpus_per_node})")
     train = tuple(_absolute(f) for f in train_files or ()) or (str(default_train_file(run)),)
@@ -78,7 +85,7 @@ def make_plan(recipe: Recipe, run_dir: str | Path, *, nnodes: int = 1, gpus_per_
     )
     if len(set(val)) != len(val):
         raise VerlConfigError(f"val_data names two sources that export to the same file: {list(val)}")
-    return VerlPlan(run, nnodes, gpus_per_node, train, val, data_dir, tuple(extra))
+    return VerlPlan(run, nnodes, gpus_per_node, train, val, data_dir, tuple(extra), cpu)
 
 
 def symbolic_plan(recipe: Recipe) -> VerlPlan:
