@@ -15,7 +15,13 @@ are left out: no grader here runs code. Rows are deduplicated by ``uuid``.
 
 The data stays outside the repository; fetch it yourself and pass the folder (or files):
 
-    python benchmarks/real_outputs.py --data /work/data20 [--errors]
+    python benchmarks/real_outputs.py --data /work/data20 [--errors] [--closing-prose]
+
+``--closing-prose`` is a probe of unboxed conclusions on the same real text: each response's
+closing marker lines (``#### N``, "The answer is: N") are removed, so what is graded is the
+model's own last sentences ("Therefore, Josh starts on stage with 4 balls."); only the rows whose
+remaining last value-bearing line states the same number as the removed marker are kept, so the
+human label still applies.
 
 It prints, per grader, accuracy against the human label and the false-positive rate (share of
 the wrong responses graded correct) and false-negative rate (share of the correct ones graded
@@ -35,6 +41,7 @@ COMMIT = "3f666d60dd5f2fe31d619c528076bac54f4a13b7"
 GRADERS = ("math-verify", "justrl-eval", "lenient", "release-rule", "dapo-strict")
 _STEP_LABEL = re.compile(r"^Step \d+:\s*")
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
+_MARKER_LINE = re.compile(r"^(?:####\s*|The answer is:\s*)(-?[\d,]*\.?\d+)\s*$")
 _GOLD_IN_SOLUTION = re.compile(r"(?:The value of x is|####)\s*\$?(-?[\d,]*\.?\d+)")
 
 
@@ -53,6 +60,22 @@ def gold_of(record: dict) -> str | None:
         return answer
     found = _GOLD_IN_SOLUTION.findall(str(record.get("ground_truth_solution", "")))
     return found[-1] if found else None
+
+
+def closing_prose(row: Row) -> Row | None:
+    """``row`` with its closing marker lines removed, or ``None`` when its last remaining line
+    does not end on the marker's number (the label might not apply)."""
+    lines = row.response.split("\n")
+    stated = None
+    while lines and (m := _MARKER_LINE.match(lines[-1].strip())):
+        stated = stated or m.group(1)
+        lines.pop()
+    if stated is None or not lines:
+        return None
+    numbers = _NUMBER.findall(lines[-1])
+    if not numbers or numbers[-1].replace(",", "") != stated.replace(",", ""):
+        return None
+    return Row(row.uuid, row.question_type, "\n".join(lines), row.gold, row.correct)
 
 
 def load(paths: list[Path]) -> tuple[list[Row], int]:
@@ -103,8 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="MR-GSM8K .json files or folders")
     parser.add_argument("--errors", action="store_true", help="list each grader's disagreements")
+    parser.add_argument("--closing-prose", action="store_true", help="grade the closing sentences, markers removed")
     args = parser.parse_args()
     rows, skipped = load(args.data)
+    if args.closing_prose:
+        probed = [closing_prose(r) for r in rows]
+        skipped += sum(p is None for p in probed)
+        rows = [p for p in probed if p is not None]
+        print("probe: closing prose (marker lines removed)")
     labels = [r.correct for r in rows]
     print(f"source: {SOURCE} @ {COMMIT}")
     print(f"rows: {len(rows)} ({sum(labels)} labelled correct, {len(rows) - sum(labels)} wrong; {skipped} skipped)")

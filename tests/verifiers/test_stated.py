@@ -87,6 +87,13 @@ CONCLUSION_CASES = [
     ("The final answer is $14{,}916$. I hope it is correct.", "14{,}916"),
     ("**Final Answer**\n42", "42"),  # a heading, then the value alone on its line
     ("So the sum is $3 + 4 = 7$.", "7"),  # a span's own sum read as its result
+    ("So the volume is $2 \\times 3 \\times 5 = 30$.", "30"),
+    ("The solution is $y != 2$", "y != 2"),  # a relation stays whole
+    # a closing sentence stating a result, as reversed-problem solutions end
+    ("Solving for y, we get: y = 6.\nThe value of y is 6.", "6"),
+    ("The combined weight after the trip will be 12 + 9 = 21 kilograms.", "21"),
+    ("The overall loss is $28$ percent.", "28\\%"),
+    ("The first term is 3 and we continue with the ratio.", None),  # a result, then more
     # several values in one sentence: the list they form
     ("Thus the solutions are x = 5 and x = -2.", "5, -2"),
     ("So the zeros are -3, 1, and 4.", "-3, 1, 4"),
@@ -135,6 +142,9 @@ CONCLUSIONS_GRADED = [
     ("Suppose a = 4; then b = 9. But this is not a solution, since b must be even.", "9", False),
     ("If we let $x = 6$, then $y = 7$, but that does not work.", "7", False),
     ("There are 6 cases to check.", "6", False),  # a number in passing: still no answer
+    ("Solving for y, we get: y = 6.\nThe value of y is 6.", "6", True),
+    ("The value of y is 7.", "6", False),
+    ("The solution is $y != 2$", "y \\neq 2", True),
 ]
 
 

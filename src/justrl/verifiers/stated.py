@@ -149,6 +149,12 @@ _REJECTED = re.compile(
     r"(?:is|are)n't (?:a |the )?(?:solution|valid|possible))\b",
     re.IGNORECASE,
 )  # a value tried and then rejected is no answer
+_STATES_RESULT = re.compile(
+    r"^\W*(?:the|their|his|her|its|our|this|each)\b.{0,160}?"
+    r"\b(?:is|are|was|were|will be|would be|equals?|comes? to|totals?)\b",
+    re.IGNORECASE,
+)  # "The value of x is 4.", "The sum of their ages will be 25 + 15 = 40": a result stated
+_SHORT_TRAILER = re.compile(r"\s*(?P<percent>percent\b|pct\b)?(?:\s*[A-Za-z\u00b2\u00b3/]+){0,3}\s*[.!]?\s*")
 CONCLUSION_SENTENCES = 3  # the conclusion is looked for in the response's last three sentences
 
 
@@ -178,7 +184,8 @@ def _answer_of_group(group: str) -> str:
             value = value[1:-1] if value.startswith("$") else value[2:-2]
             value = value.strip()
             lhs, eq, rhs = value.rpartition("=")
-            if eq and not re.fullmatch(r"\s*[A-Za-z](?:_\{?\w{1,3}\}?)?\s*", lhs) and "<" not in lhs and ">" not in lhs:
+            relation = re.search(r"[<>!:]|\\(?:[lg]eq?|neq?)\b", lhs) is not None or lhs.rstrip()[-1:] in "!<>="
+            if eq and not relation and not re.fullmatch(r"\s*[A-Za-z](?:_\{?\w{1,3}\}?)?\s*", lhs):
                 value = rhs.strip()
         items.append(value if len(items) or not assign else assign + value)
     if len(items) > 1 and items[0].count("=") == 1 and _ONE_ITEM.match(items[0]):
@@ -192,7 +199,9 @@ def concluding_answer(tail: str) -> str | None:
     The last sentences are read from the end: closing words with no value ("I hope it is
     correct.") are skipped; the last sentence with a value must conclude -- open with so /
     therefore / thus / hence / in total..., say "the answer is" / "Answer:" / "Final answer",
-    ``####``, or follow a "Final Answer" line -- or mark its value in bold. Its last group of
+    ``####``, or follow a "Final Answer" line -- state a result ("The value of x is 4.", "The
+    sum of their ages will be 25 + 15 = 40": a subject, is/are/will be..., the value at the end
+    but for a unit), or mark its value in bold. Its last group of
     values is the answer (several joined by commas or "and" as the list they form; currency
     signs and units dropped). A sentence that rejects what it found ("but this is not a
     solution", "contradiction") or a value sentence that does not conclude is no answer: a
@@ -213,9 +222,15 @@ def concluding_answer(tail: str) -> str | None:
         if not groups:
             continue
         introduced = index > 0 and _INTRODUCES.search(clean_markup(recent[index - 1])) is not None
-        if _CONCLUDES.search(sentence) is None and not introduced:
+        last = groups[-1]
+        trailer = _SHORT_TRAILER.fullmatch(sentence, last.end())
+        states_result = trailer is not None and _STATES_RESULT.search(sentence) is not None
+        if _CONCLUDES.search(sentence) is None and not introduced and not states_result:
             return None
-        return _answer_of_group(groups[-1].group(0))
+        answer = _answer_of_group(last.group(0))
+        if trailer is not None and trailer.group("percent") and "%" not in answer:
+            answer += "\\%"  # "$28$ percent"
+        return answer
     return None
 
 
