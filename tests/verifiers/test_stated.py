@@ -109,6 +109,9 @@ CONCLUSION_CASES = [
     ("Try n = 3: the sum is 10, which contradicts the condition.", None),
     ("There are 6 cases to check.", None),
     ("We get 18 for the first part. Then", None),
+    ("Hence the area is $24$ in this case.\n\nI am not able to finish this problem.", None),  # gives up
+    ("Therefore $\\angle B = 45^\\circ$ and the tr", None),  # cut off mid-sentence
+    ("The sum of their ages will be 25 + 15 = 40", "40"),  # no full stop, but finished
     ("So far the total is 12, and the second box adds 7 more.", None),  # "so far" concludes nothing
 ]
 

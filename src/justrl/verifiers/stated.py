@@ -146,16 +146,20 @@ _INTRODUCES = re.compile(r"(?:answer(?: is)?|:)\s*$", re.IGNORECASE)  # "**Final
 _REJECTED = re.compile(
     r"\b(?:not (?:a |the |an )?(?:solution|valid|possible|allowed|an integer|integer|positive)|"
     r"(?:does|do|did)(?: not|n't) (?:work|satisfy|hold)|contradict\w*|impossible|invalid|reject\w*|discard\w*|"
-    r"(?:is|are)n't (?:a |the )?(?:solution|valid|possible))\b",
+    r"(?:is|are)n't (?:a |the )?(?:solution|valid|possible)|"
+    r"(?:not able|unable) to (?:finish|solve|complete|determine)|can(?:not|'t) (?:finish|solve|determine))\b",
     re.IGNORECASE,
-)  # a value tried and then rejected is no answer
+)  # a value tried and then rejected, or a response that gives up, is no answer
 _STATES_RESULT = re.compile(
     r"^\W*(?:the|their|his|her|its|our|this|each)\b.{0,160}?"
     r"\b(?:is|are|was|were|will be|would be|equals?|comes? to|totals?)\b",
     re.IGNORECASE,
 )  # "The value of x is 4.", "The sum of their ages will be 25 + 15 = 40": a result stated
 _SHORT_TRAILER = re.compile(r"\s*(?P<percent>percent\b|pct\b)?(?:\s*[A-Za-z\u00b2\u00b3/]+){0,3}\s*[.!]?\s*")
+_FINISHED = re.compile(r"[.!?$)\]}%\d*]\s*$")
+_CONTINUES = re.compile(r"\s*(?:and|or|but|so|which|where|since|because|then|while)\b", re.IGNORECASE)
 CONCLUSION_SENTENCES = 3  # the conclusion is looked for in the response's last three sentences
+CONCLUSION_CHARS = 1200  # ... within its last 1200 characters (a conclusion is short; keeps it cheap)
 
 
 def clean_markup(text: str) -> str:
@@ -207,7 +211,7 @@ def concluding_answer(tail: str) -> str | None:
     solution", "contradiction") or a value sentence that does not conclude is no answer: a
     number in passing is not one.
     """
-    sentences = [s.strip() for s in _SENTENCE_BREAK.split(tail.strip()) if s and s.strip()]
+    sentences = [s.strip() for s in _SENTENCE_BREAK.split(tail[-CONCLUSION_CHARS:].strip()) if s and s.strip()]
     recent = sentences[-CONCLUSION_SENTENCES:]
     for index in range(len(recent) - 1, -1, -1):
         raw = recent[index]
@@ -224,6 +228,9 @@ def concluding_answer(tail: str) -> str | None:
         introduced = index > 0 and _INTRODUCES.search(clean_markup(recent[index - 1])) is not None
         last = groups[-1]
         trailer = _SHORT_TRAILER.fullmatch(sentence, last.end())
+        unfinished = index == len(recent) - 1 and _FINISHED.search(sentence) is None
+        if unfinished and (trailer is None or _CONTINUES.match(sentence, last.end())):
+            return None  # cut off mid-sentence ("... = 60^\\circ$ and the tr"): never concluded
         states_result = trailer is not None and _STATES_RESULT.search(sentence) is not None
         if _CONCLUDES.search(sentence) is None and not introduced and not states_result:
             return None
@@ -237,5 +244,5 @@ def concluding_answer(tail: str) -> str | None:
 def rejects_its_value(tail: str) -> bool:
     """Whether the response's last sentences reject the value they tried ("if x = 6 then y = 7,
     but this is not a solution")."""
-    sentences = [s for s in _SENTENCE_BREAK.split(clean_markup(tail).strip()) if s.strip()]
+    sentences = [s for s in _SENTENCE_BREAK.split(clean_markup(tail[-CONCLUSION_CHARS:]).strip()) if s.strip()]
     return any(_REJECTED.search(s) for s in sentences[-2:])
