@@ -55,7 +55,7 @@ def _repeating_to_fraction(m: re.Match[str]) -> str:
 
 def _prenormalize(answer: str) -> str:
     """Rewrite notations Math-Verify misreads into ones it reads (same value, other spelling)."""
-    text = answer.strip().rstrip(".").strip()
+    text = stated.clean_markup(answer).strip().rstrip(".").strip()
     text = text.replace("\\degree", "^\\circ").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     m = _TEXT_NUMBER.fullmatch(text)
     if m is not None and (m.group(1).lower() in _NUMBER_WORDS or m.group(1)[-1:].isdigit()):
@@ -150,9 +150,10 @@ class Lenient:
     """Math-Verify equivalence on the answer the response states.
 
     The answer is found as :mod:`justrl.verifiers.stated` describes (the last ``\\boxed{}``,
-    adjacent boxes joined, a retracted box not counting; else an "answer is" statement or the
-    final math span), in the response's last ``tail_chars`` characters; a number in passing is
-    not an answer. Comparison is Math-Verify's (``\\dfrac`` vs ``/``, ``0.5`` vs ``\\frac12``,
+    adjacent boxes joined, a retracted box not counting; else the conclusion -- "so/therefore
+    ... <value>", "the answer is", "Answer:", ``####`` -- or the final math span), in the
+    response's last ``tail_chars`` characters; a number in passing, or a value tried and
+    rejected, is not an answer. Comparison is Math-Verify's (``\\dfrac`` vs ``/``, ``0.5`` vs ``\\frac12``,
     ``x=5`` vs ``5``, set order, intervals vs inequalities, units, percent, ...) after
     :mod:`justrl.verifiers.numbers` has read numbers exactly (thousands groups, mixed numbers,
     scientific notation, percent words, bases, unit powers). Its signal-based timeouts are off:
@@ -170,6 +171,11 @@ class Lenient:
         tail = response[-self.tail_chars :]
         truth = _unwrap_truth(ground_truth)
         if "\\boxed" not in tail and FBOX not in tail:
+            concluded = stated.concluding_answer(tail)
+            if concluded is not None:
+                return self._compare_quick(concluded, truth)  # None: Math-Verify compares (full)
+            if stated.rejects_its_value(tail):
+                return Verdict(False, None, "rejected-value")  # tried, then rejected: no answer
             if "answer" in tail.lower():
                 return None  # Math-Verify's anchored extraction decides (see _stated_answer)
             span = stated.final_math_span(tail)
@@ -218,6 +224,11 @@ class Lenient:
     def _stated_answer(tail: str) -> str | None:
         from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
+        if "\\boxed" not in tail and FBOX not in tail:
+            concluded = stated.concluding_answer(tail)
+            if concluded is not None:
+                return concluded
+            tail = stated.clean_markup(tail)  # "**Answer: 15**" is not "15**"
         anchored = [
             LatexExtractionConfig(try_extract_without_anchor=False),
             ExprExtractionConfig(try_extract_without_anchor=False),
