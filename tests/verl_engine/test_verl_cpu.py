@@ -23,8 +23,8 @@ pytest.importorskip("transfer_queue")
 pytest.importorskip("verl")
 pytestmark = [pytest.mark.verl_cpu, pytest.mark.slow]
 
-from justrl.verl_engine import reward as verl_reward  # noqa: E402
 from justrl.dynamics import metrics as metrics_mod  # noqa: E402
+from justrl.verl_engine import reward as verl_reward  # noqa: E402
 
 STEPS = 4
 NATIVE_ONLY = {"step", "acc/mean", "rollout/logprob_diff", "tokens/total"}
