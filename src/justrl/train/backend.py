@@ -33,17 +33,23 @@ def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | P
 
 
 def before_update(generator: Any) -> None:
-    """Free the rollout engine's device memory for the update (colocated vLLM: sleep)."""
-    sleep = getattr(generator, "sleep", None)
-    if callable(sleep):
-        sleep()
+    """Free the rollout engine's device memory for the update (colocated vLLM: sleep; hf-static:
+    drop its static caches)."""
+    for name in ("sleep", "release_memory"):
+        free = getattr(generator, name, None)
+        if callable(free):
+            free()
 
 
 def after_update(generator: Any, model) -> None:
-    """Give a separate rollout engine the updated policy's weights (colocated vLLM: reload, wake)."""
+    """Give the rollout engine the updated policy's weights: colocated vLLM reloads them and wakes;
+    a transformers generator sampling with a bfloat16 copy overwrites the copy in place."""
     load = getattr(generator, "load_weights", None)
     if callable(load):
         load(model)
+    refresh = getattr(generator, "refresh_weights", None)
+    if callable(refresh):
+        refresh()
 
 
 def start_peak_memory(device: torch.device) -> None:
@@ -53,7 +59,10 @@ def start_peak_memory(device: torch.device) -> None:
 
 
 def peak_memory_metrics(device: torch.device) -> dict[str, float]:
-    """``perf/max_memory_allocated_gb`` (verl's name; GiB, as verl computes it) on CUDA; nothing on the CPU."""
+    """``perf/max_memory_allocated_gb`` and ``perf/max_memory_reserved_gb`` (verl's names; GiB, as
+    verl computes them) on CUDA; nothing on the CPU. Reserved is what the allocator holds from the
+    driver (allocated plus its cached blocks): the figure that decides whether vLLM can wake."""
     if device.type != "cuda":
         return {}
-    return {"perf/max_memory_allocated_gb": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {"perf/max_memory_allocated_gb": torch.cuda.max_memory_allocated(device) / 2**30,
+            "perf/max_memory_reserved_gb": torch.cuda.max_memory_reserved(device) / 2**30}
