@@ -34,7 +34,7 @@ def float32_policy():
 @pytest.mark.parametrize("backend", ["hf", "hf-static"])
 def test_every_backend_samples_under_bfloat16_autocast(float32_policy, backend) -> None:
     model, tokenizer = float32_policy
-    assert AUTOCAST == torch.bfloat16 and next(model.parameters()).dtype == torch.float32
+    assert torch.bfloat16 == AUTOCAST and next(model.parameters()).dtype == torch.float32
     generator = make_hf_generator(model, tokenizer, backend, batch_size=4, autocast_dtype=AUTOCAST)
     if backend == "hf-static":
         generator.length_bucket, generator.check_every = 16, 4
