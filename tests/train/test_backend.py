@@ -66,3 +66,24 @@ def test_a_separate_engine_sleeps_before_and_reloads_after_the_update(policy) ->
 def test_peak_memory_is_reported_on_cuda_only() -> None:
     start_peak_memory(torch.device("cpu"))
     assert peak_memory_metrics(torch.device("cpu")) == {}
+
+
+def test_validation_batches_spend_the_rollout_batchs_cache_budget() -> None:
+    from justrl.recipe import PAPER, load
+    from justrl.train.backend import sized_for_validation, validation_batch_size
+
+    # the paper: 1,024 + 31,744 validation tokens against 1,024 + 15,360 rollout tokens
+    assert validation_batch_size(PAPER, 64) == 64 * 16384 // 32768 == 32
+    toy = load("toy")  # validation as long as the rollouts: the same batches as before
+    assert validation_batch_size(toy, 64) == 64
+    assert validation_batch_size(PAPER, 1) == 1
+
+    class Sized:
+        batch_size = 64
+
+    generator = Sized()
+    with sized_for_validation(generator, PAPER):
+        assert generator.batch_size == 32
+    assert generator.batch_size == 64
+    with sized_for_validation(object(), PAPER):  # vLLM: no batch size to set
+        pass

@@ -9,6 +9,8 @@ are where the trainer says so, and they do nothing for the other backends.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,29 @@ def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | P
             gpu_memory_utilization=recipe.vllm_gpu_memory_utilization, seed=recipe.seed)
     return make_hf_generator(model, tokenizer, recipe.rollout_backend,
                              batch_size=max(64, recipe.micro_batch_sequences), autocast_dtype=autocast_dtype)
+
+
+def validation_batch_size(recipe: Recipe, batch_size: int) -> int:
+    """Rows per validation batch: the rollout batch's KV-cache budget (rows x tokens) spent at the
+    validation length, never more rows than a rollout batch (the paper's 31,744 validation tokens
+    against 15,360 rollout tokens: about half the rows, the same cache memory)."""
+    rollout_tokens = recipe.max_prompt_tokens + recipe.max_response_tokens
+    validation_tokens = recipe.max_prompt_tokens + recipe.val_max_tokens
+    return max(1, min(batch_size, batch_size * rollout_tokens // validation_tokens))
+
+
+@contextlib.contextmanager
+def sized_for_validation(generator: Any, recipe: Recipe) -> Iterator[None]:
+    """While open, a transformers generator runs batches of :func:`validation_batch_size` rows."""
+    batch_size = getattr(generator, "batch_size", None)
+    if not isinstance(batch_size, int):  # vLLM schedules its own batches
+        yield
+        return
+    generator.batch_size = validation_batch_size(recipe, batch_size)
+    try:
+        yield
+    finally:
+        generator.batch_size = batch_size
 
 
 def before_update(generator: Any) -> None:
