@@ -79,3 +79,18 @@ def test_the_bfloat16_copy_is_refreshed_in_place(float32_policy) -> None:
 def test_float32_sampling_uses_the_policy_itself(float32_policy) -> None:
     model, tokenizer = float32_policy
     assert make_hf_generator(model, tokenizer, "hf", autocast_dtype=None).model is model
+
+
+def test_the_judges_path_bfloat16_weights_through_hf_static(float32_policy, tmp_path) -> None:
+    """The judge (and ``justrl eval --backend hf`` on a GPU) loads bfloat16 weights and builds hf-static."""
+    from justrl.generate.factory import load_hf_generator
+    from justrl.generate.static import StaticCacheGenerator
+
+    model, tokenizer = float32_policy
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    generator = load_hf_generator(str(tmp_path), device="cpu", dtype="bfloat16", backend="hf-static")
+    assert isinstance(generator, StaticCacheGenerator) and generator.model is generator.policy
+    generator.length_bucket = 16
+    out = generator.generate(_prompts(tokenizer), SamplingParams(temperature=0.0, max_new_tokens=6))
+    assert len(out) == 3 and all(c.token_ids for c in out)
