@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,6 +40,41 @@ def test_every_section_runs_at_toy_size(data_dir: Path, tmp_path: Path) -> None:
     import json
 
     results = json.loads(figures.read_text())
-    assert {"generation", "long-pass", "grpo-step", "eval-hf"} <= set(results)
+    assert {"correctness", "generation", "long-pass", "grpo-step", "eval-hf"} <= set(results)
+    assert {"torch", "transformers", "cuda"} <= set(results)
+    assert results["correctness"]["greedy plain vs static compiled: rows identical"] == \
+        results["correctness"]["greedy plain vs static compiled: rows"]
     assert results["generation"]["ratio"] > 0
     assert results["grpo-step"]["timing_s/update"] > 0
+
+
+def test_the_json_is_rewritten_after_every_section(tmp_path: Path) -> None:
+    """A run killed mid-way still leaves the finished sections' figures (seen before the end here)."""
+    import json
+    import time
+
+    figures = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, str(SUITE), "--tiny", "--sections", "correctness,long-pass",
+                             "--json", str(figures)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    seen: list[set[str]] = []
+    try:
+        while proc.poll() is None:
+            if figures.is_file():
+                with contextlib.suppress(json.JSONDecodeError):  # caught mid-write
+                    seen.append(set(json.loads(figures.read_text())))
+            time.sleep(0.05)
+        out = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert out.splitlines()[0].startswith("gpu_suite: device cpu, torch ")  # versions first
+    assert any("torch" in keys and "correctness" not in keys for keys in seen)  # the header, before any section
+    assert any("correctness" in keys and "long-pass" not in keys for keys in seen)  # after the first section
+    final = json.loads(figures.read_text())
+    assert final["correctness"]["sampled plain vs static (compaction on): rows identical"] == \
+        final["correctness"]["sampled plain vs static (compaction on): rows"]
+    assert final["correctness"]["compactions"] >= 1
+    assert final["long-pass"]["estimated peak"] > 0

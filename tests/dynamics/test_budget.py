@@ -99,3 +99,29 @@ def test_cli_budget_prints_the_papers_accounting(capsys) -> None:
     assert main(["budget", "--recipe", "justrl-deepseek-1.5b", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["token_budget"] == pytest.approx(1.342e11, rel=1e-3) and data["paper_token_budget"] == 1.4e11
+
+
+@pytest.mark.parametrize("preset", ["justrl-deepseek-1.5b", "justrl-nemotron-1.5b"])
+def test_the_paper_presets_fit_one_80_gb_gpu_by_the_estimate(preset) -> None:
+    from justrl.dynamics.budget import QWEN2_1_5B_MEMORY, peak_memory_estimate
+
+    recipe = load(preset)
+    assert recipe.gradient_checkpointing and recipe.micro_batch_tokens == 32768
+    est = peak_memory_estimate(recipe)
+    # 64 rows x (1,024 + 15,360 tokens) x 28 layers x K and V x 2 heads x 128 x 2 bytes
+    assert est.kv_cache_gib * 2**30 == 64 * 16384 * 28 * 2 * 2 * 128 * 2
+    assert est.states_gib * 2**30 == pytest.approx(12 * QWEN2_1_5B_MEMORY.params)
+    assert est.peak_gib == max(est.rollout_gib, est.update_gib) < 70  # headroom for what it leaves out
+    # the old defaults (8 full rows a pass, no recomputation) do not fit
+    old = peak_memory_estimate(load(preset, ["gradient_checkpointing=false", "micro_batch_tokens=0"]))
+    assert old.update_gib > 80 and old.activations_gib > 10 * est.activations_gib
+
+
+def test_the_estimate_counts_the_trainers_logit_chunks() -> None:
+    import inspect
+
+    from justrl.dynamics.budget import peak_memory_estimate
+    from justrl.train.logprobs import LOGITS_CHUNK_ELEMENTS
+
+    default = inspect.signature(peak_memory_estimate).parameters["logits_chunk_elements"].default
+    assert default == LOGITS_CHUNK_ELEMENTS

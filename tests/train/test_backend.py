@@ -78,3 +78,24 @@ def test_top_p_below_one_with_vllm_warns_once_naming_the_bias(monkeypatch, caplo
         assert not rollout_backend.warn_truncated_sampling(0.9)  # once
     warnings = [r.getMessage() for r in caplog.records if "top_p=0.9" in r.getMessage()]
     assert len(warnings) == 1 and "importance ratio" in warnings[0] and "biased" in warnings[0]
+
+
+def test_validation_batches_spend_the_rollout_batchs_cache_budget() -> None:
+    from justrl.recipe import PAPER, load
+    from justrl.train.backend import sized_for_validation, validation_batch_size
+
+    # the paper: 1,024 + 31,744 validation tokens against 1,024 + 15,360 rollout tokens
+    assert validation_batch_size(PAPER, 64) == 64 * 16384 // 32768 == 32
+    toy = load("toy")  # validation as long as the rollouts: the same batches as before
+    assert validation_batch_size(toy, 64) == 64
+    assert validation_batch_size(PAPER, 1) == 1
+
+    class Sized:
+        batch_size = 64
+
+    generator = Sized()
+    with sized_for_validation(generator, PAPER):
+        assert generator.batch_size == 32
+    assert generator.batch_size == 64
+    with sized_for_validation(object(), PAPER):  # vLLM: no batch size to set
+        pass

@@ -277,3 +277,104 @@ def paper_rows(est: dict[str, Any]) -> list[tuple[str, str]]:
          f"{PAPER_RUN.gpus} GPUs)"),
         ("utilisation the FLOP estimate implies on that run", f"{est['implied_mfu_on_paper_hardware']:.1%}"),
     ]
+
+
+# --- device memory --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """What the peak-memory estimate needs to know about a model."""
+
+    params: float
+    """All parameters, embeddings included."""
+    n_layers: int
+    d_model: int
+    intermediate: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config, params: float) -> MemoryShape:
+        heads = config.num_attention_heads
+        return cls(params=float(params), n_layers=config.num_hidden_layers, d_model=config.hidden_size,
+                   intermediate=getattr(config, "intermediate_size", 4 * config.hidden_size),
+                   kv_heads=getattr(config, "num_key_value_heads", heads) or heads,
+                   head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
+                   vocab=config.vocab_size)
+
+
+QWEN2_1_5B_MEMORY = MemoryShape(params=1.78e9, n_layers=28, d_model=1536, intermediate=8960, kv_heads=2,
+                                head_dim=128, vocab=151936)
+"""DeepSeek-R1-Distill-Qwen-1.5B / OpenMath-Nemotron-1.5B, untied embeddings: ~1.78e9 parameters."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak device memory (GiB) of one training step on one GPU, by phase.
+
+    An estimate, not a measurement: it counts the tensors that dominate (float32 weights, gradients
+    and AdamW moments, the bfloat16 rollout copy, the KV cache, saved activations, logit chunks) and
+    leaves out the allocator's fragmentation, CUDA context and workspaces (a few GiB).
+    """
+
+    states_gib: float
+    """float32 weights and AdamW's two moments (alive the whole run)."""
+    gradients_gib: float
+    """float32 gradients (alive during the update only)."""
+    rollout_copy_gib: float
+    """The bfloat16 copy the transformers backends sample with (vLLM: its own weights)."""
+    kv_cache_gib: float
+    """Rollout KV cache: hf-static's bucket (rows x cache length), or vLLM's pool."""
+    activations_gib: float
+    """What one micro-batch's forward keeps for backward, bfloat16 weight casts and logit chunks included."""
+
+    @property
+    def rollout_gib(self) -> float:
+        return self.states_gib + self.rollout_copy_gib + self.kv_cache_gib
+
+    @property
+    def update_gib(self) -> float:
+        return self.states_gib + self.gradients_gib + self.rollout_copy_gib + self.activations_gib
+
+    @property
+    def peak_gib(self) -> float:
+        return max(self.rollout_gib, self.update_gib)
+
+
+def peak_memory_estimate(recipe: Recipe, shape: MemoryShape = QWEN2_1_5B_MEMORY, *, rollout_rows: int | None = None,
+                         device_gib: float = 80.0, length_bucket: int = 256,
+                         logits_chunk_elements: int = 2**27) -> MemoryEstimate:
+    """:class:`MemoryEstimate` of ``recipe`` on one GPU of ``device_gib`` (bfloat16 autocast).
+
+    ``rollout_rows``: rows of one hf-static batch (default the trainer's, ``max(64,
+    micro_batch_sequences)``); with ``rollout_backend=vllm`` the KV pool is
+    ``vllm_gpu_memory_utilization x device_gib`` instead (asleep, i.e. freed, during the update).
+    Validation batches are sized to the same KV budget (:func:`justrl.train.backend.validation_batch_size`).
+    ``logits_chunk_elements``: the trainer's ``LOGITS_CHUNK_ELEMENTS`` (``justrl.train.logprobs``;
+    dynamics does not import train, a test keeps the two equal).
+    """
+    gib, p = 2.0**30, shape.params
+    rows = rollout_rows or max(64, recipe.micro_batch_sequences)
+    length = -(-(recipe.max_prompt_tokens + recipe.max_response_tokens) // length_bucket) * length_bucket
+    kv_per_token = shape.n_layers * 2 * shape.kv_heads * shape.head_dim * 2  # K and V, bfloat16
+    if recipe.rollout_backend == "vllm":
+        kv = recipe.vllm_gpu_memory_utilization * device_gib * gib - 2 * p
+    else:
+        kv = rows * length * kv_per_token
+    row_tokens = recipe.max_prompt_tokens + recipe.max_response_tokens
+    tokens = max(recipe.micro_batch_tokens, row_tokens) if recipe.micro_batch_tokens > 0 \
+        else recipe.micro_batch_sequences * row_tokens
+    d, inter = shape.d_model, shape.intermediate
+    # one layer's forward, per token: q/k/v/o and MLP (gate, up, activation, product) in bfloat16,
+    # the float32 residual stream and norm inputs; backward holds about as much again
+    one_layer = 2 * (6 * d + 4 * inter) + 8 * d
+    if recipe.gradient_checkpointing:
+        saved = tokens * shape.n_layers * d * 2 + 2 * tokens * one_layer  # layer inputs + the recomputed layer
+    else:
+        saved = tokens * shape.n_layers * one_layer + tokens * one_layer
+    logits = min(tokens * shape.vocab, logits_chunk_elements) * (2 + 4 + 4)  # bf16, float32, its gradient
+    activations = saved + logits + 2 * p  # autocast's bfloat16 casts of the weights
+    return MemoryEstimate(states_gib=12 * p / gib, gradients_gib=4 * p / gib,
+                          rollout_copy_gib=(0.0 if recipe.rollout_backend == "vllm" else 2 * p / gib),
+                          kv_cache_gib=kv / gib, activations_gib=activations / gib)

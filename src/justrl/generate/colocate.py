@@ -29,7 +29,7 @@ Log-probs come from ``logprobs_mode="processed_logprobs"``: after temperature an
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -124,12 +124,13 @@ class ColocatedVLLM:
         """
         was_asleep = self.asleep
         if was_asleep and self.sleep_mode:
+            if torch.cuda.is_available():
+                # the update's freed blocks are still held by PyTorch's allocator: hand them back
+                # to the driver before vLLM asks it for its weights' memory (TRL does the same)
+                torch.cuda.empty_cache()
             self.llm.wake_up(tags=["weights"])
-        dtype = self.engine_dtype()
-        weights = [(name, tensor.detach().to(dtype)) for name, tensor in model.state_dict().items()]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": streamed_weights(model, self.engine_dtype()),
                                                           "is_checkpoint_format": True})
-        del weights
         if was_asleep and self.sleep_mode:
             self.llm.wake_up(tags=["kv_cache"])
         self.llm.reset_prefix_cache()  # cached prompt blocks were computed by the old weights
@@ -146,3 +147,10 @@ class ColocatedVLLM:
         if shutdown is not None and hasattr(shutdown, "shutdown"):
             shutdown.shutdown()
         self.llm = None
+
+
+def streamed_weights(model: torch.nn.Module, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor in dtype)`` for each of ``model``'s weights, cast one at a time as vLLM reads
+    them (one weight's copy alive at a time, not the whole model's: ~3.5 GB for a 1.5B model)."""
+    for name, tensor in model.state_dict().items():
+        yield name, tensor.detach().to(dtype)

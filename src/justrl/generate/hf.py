@@ -19,13 +19,14 @@ Conventions every backend keeps:
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from justrl.generate.rollout_copy import make_rollout_copy, refresh_rollout_copy
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,21 @@ class HFGenerator:
         model: a ``PreTrainedModel`` with a causal-LM head.
         tokenizer: its tokenizer (the pad id is only used as filler; real tokens are tracked by mask).
         batch_size: prompts per forward pass (memory bound; results do not depend on it).
-        autocast_dtype: run the forward passes under ``torch.autocast`` in this dtype (e.g. bfloat16
-            on a GPU with float32 weights); None runs in the weights' dtype.
+        autocast_dtype: sample in this dtype (e.g. bfloat16 on a GPU with float32 weights): when the
+            weights are in another dtype, the generator samples with a copy of ``model`` in this
+            dtype (:mod:`justrl.generate.rollout_copy`), which :meth:`refresh_weights` brings up to
+            date after the policy is updated; None samples with ``model`` itself.
     """
 
     def __init__(self, model, tokenizer, *, batch_size: int = 64,
                  autocast_dtype: torch.dtype | None = None) -> None:
+        self.policy = model
+        """The module the caller trains (or evaluates); :attr:`model` is what samples."""
         self.model = model
+        if autocast_dtype is not None and next(model.parameters()).dtype != autocast_dtype:
+            self.model = make_rollout_copy(model, autocast_dtype)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.autocast_dtype = autocast_dtype
         self.stop_token_ids = stop_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(
             self.stop_token_ids)
@@ -94,6 +100,11 @@ class HFGenerator:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def refresh_weights(self) -> None:
+        """Bring the sampling copy up to date with :attr:`policy` (in place); nothing without a copy."""
+        if self.model is not self.policy:
+            refresh_rollout_copy(self.model, self.policy)
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int] | None = None
@@ -157,11 +168,8 @@ class HFGenerator:
         return completions(self.tokenizer, tokens, logprobs, finish)
 
     def _forward(self, input_ids, attention, positions, cache):
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
-                    if self.autocast_dtype is not None else contextlib.nullcontext())
-        with autocast:
-            out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                             use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                         use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         new_cache = out.cache if self._cache_arg == "cache" else out.past_key_values
         return out.logits[:, -1].float(), new_cache
 

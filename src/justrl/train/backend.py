@@ -9,6 +9,8 @@ are where the trainer says so, and they do nothing for the other backends.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +60,47 @@ def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | P
                              batch_size=max(64, recipe.micro_batch_sequences), autocast_dtype=autocast_dtype)
 
 
+def validation_batch_size(recipe: Recipe, batch_size: int) -> int:
+    """Rows per validation batch: the rollout batch's KV-cache budget (rows x tokens) spent at the
+    validation length, never more rows than a rollout batch (the paper's 31,744 validation tokens
+    against 15,360 rollout tokens: about half the rows, the same cache memory)."""
+    rollout_tokens = recipe.max_prompt_tokens + recipe.max_response_tokens
+    validation_tokens = recipe.max_prompt_tokens + recipe.val_max_tokens
+    return max(1, min(batch_size, batch_size * rollout_tokens // validation_tokens))
+
+
+@contextlib.contextmanager
+def sized_for_validation(generator: Any, recipe: Recipe) -> Iterator[None]:
+    """While open, a transformers generator runs batches of :func:`validation_batch_size` rows."""
+    batch_size = getattr(generator, "batch_size", None)
+    if not isinstance(batch_size, int):  # vLLM schedules its own batches
+        yield
+        return
+    generator.batch_size = validation_batch_size(recipe, batch_size)
+    try:
+        yield
+    finally:
+        generator.batch_size = batch_size
+
+
 def before_update(generator: Any) -> None:
-    """Free the rollout engine's device memory for the update (colocated vLLM: sleep)."""
-    sleep = getattr(generator, "sleep", None)
-    if callable(sleep):
-        sleep()
+    """Free the rollout engine's device memory for the update (colocated vLLM: sleep; hf-static:
+    drop its static caches)."""
+    for name in ("sleep", "release_memory"):
+        free = getattr(generator, name, None)
+        if callable(free):
+            free()
 
 
 def after_update(generator: Any, model) -> None:
-    """Give a separate rollout engine the updated policy's weights (colocated vLLM: reload, wake)."""
+    """Give the rollout engine the updated policy's weights: colocated vLLM reloads them and wakes;
+    a transformers generator sampling with a bfloat16 copy overwrites the copy in place."""
     load = getattr(generator, "load_weights", None)
     if callable(load):
         load(model)
+    refresh = getattr(generator, "refresh_weights", None)
+    if callable(refresh):
+        refresh()
 
 
 def start_peak_memory(device: torch.device) -> None:
@@ -79,7 +110,10 @@ def start_peak_memory(device: torch.device) -> None:
 
 
 def peak_memory_metrics(device: torch.device) -> dict[str, float]:
-    """``perf/max_memory_allocated_gb`` (verl's name; GiB, as verl computes it) on CUDA; nothing on the CPU."""
+    """``perf/max_memory_allocated_gb`` and ``perf/max_memory_reserved_gb`` (verl's names; GiB, as
+    verl computes them) on CUDA; nothing on the CPU. Reserved is what the allocator holds from the
+    driver (allocated plus its cached blocks): the figure that decides whether vLLM can wake."""
     if device.type != "cuda":
         return {}
-    return {"perf/max_memory_allocated_gb": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {"perf/max_memory_allocated_gb": torch.cuda.max_memory_allocated(device) / 2**30,
+            "perf/max_memory_reserved_gb": torch.cuda.max_memory_reserved(device) / 2**30}

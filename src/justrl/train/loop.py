@@ -405,7 +405,8 @@ def validate(generator: HFGenerator, val_sets: dict[str, list[Prompt]], recipe: 
     accuracies = []
     for name, prompts in val_sets.items():
         n = recipe.val_samples
-        completions = generator.generate_from_ids([p.ids for p in prompts for _ in range(n)], params)
+        with rollout_backend.sized_for_validation(generator, recipe):
+            completions = generator.generate_from_ids([p.ids for p in prompts for _ in range(n)], params)
         truths = [p.ground_truth for p in prompts for _ in range(n)]
         verdicts = verify_batch(recipe.val_verifier, [c.text for c in completions], truths)
         acc = float(np.mean([v.correct for v in verdicts]))
