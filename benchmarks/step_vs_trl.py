@@ -16,6 +16,13 @@ process's size before), and ``max_memory_allocated`` on a GPU.
 
     python benchmarks/step_vs_trl.py [--steps 12] [--warmup 2] [--device cpu|cuda]
 
+Beside the ratio it prints each engine's per-phase split (medians of the counted steps), so a
+regression shows where it is: the native engine's own timers (``timing_s/gen``, ``old_log_prob``,
+``update``; ``other`` is the rest of the step: scoring, advantages, metrics), and for TRL the time
+inside its ``_generate`` (gen), ``_calculate_rewards`` (score), the rest of
+``_generate_and_score_completions`` (prep: old log-probs, advantages) and the rest of the step
+(update: its four optimizer steps).
+
 The last line is ``ratio native/trl: X`` (seconds per step, medians).
 """
 
@@ -95,6 +102,7 @@ class Baton:
         self.started: dict[str, float] = {}
         self.seconds: dict[str, list[float]] = {"native": [], "trl": []}
         self.peak: dict[str, int] = {"native": 0, "trl": 0}
+        self.phases: dict[str, list[dict[str, float]]] = {"native": [], "trl": []}
         self.done = False
 
     def wait(self, me: str) -> None:
@@ -123,20 +131,33 @@ def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]
     updates_per_step = recipe.prompts_per_step // recipe.mini_batch_prompts
     baton = Baton()
 
+    trl_seconds: dict[str, float] = {"gen": 0.0, "score": 0.0, "generate_and_score": 0.0}
+
     class TrlTurns(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step % updates_per_step == 0:
                 baton.finish_step("trl")
+                spent = baton.seconds["trl"][-1]
+                prep = trl_seconds["generate_and_score"] - trl_seconds["gen"] - trl_seconds["score"]
+                baton.phases["trl"].append({"gen": trl_seconds["gen"], "score": trl_seconds["score"],
+                                            "prep": prep, "update": spent - trl_seconds["generate_and_score"]})
+                trl_seconds.update(dict.fromkeys(trl_seconds, 0.0))
                 if state.global_step == state.max_steps:
                     baton.done = True
                 baton.hand_to("native", "trl")
 
     def native_on_step(step: int, values: dict) -> None:
         baton.finish_step("native")
+        phases = {k: values.get(f"timing_s/{k}", 0.0) for k in ("gen", "old_log_prob", "update")}
+        phases["other"] = baton.seconds["native"][-1] - sum(phases.values())
+        baton.phases["native"].append(phases)
         baton.hand_to("trl", "native")
 
     with tempfile.TemporaryDirectory() as tmp:
         trl = trl_trainer(recipe, model_dir, f"{tmp}/trl", [TrlTurns()])
+        for method, key in (("_generate", "gen"), ("_calculate_rewards", "score"),
+                            ("_generate_and_score_completions", "generate_and_score")):
+            setattr(trl, method, timed(getattr(trl, method), trl_seconds, key))
 
         def run_native() -> None:
             baton.wait("native")
@@ -149,7 +170,29 @@ def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]
         with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its final metrics
             trl.train()
         native.join()
-    return baton.seconds | {"peak_cuda": baton.peak}  # type: ignore[return-value]
+    return baton.seconds | {"peak_cuda": baton.peak, "phases": baton.phases}  # type: ignore[return-value]
+
+
+def timed(method, seconds: dict[str, float], key: str):
+    """``method`` that adds its wall time to ``seconds[key]`` (a CUDA device synchronised around it)."""
+
+    def wrapper(*args, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            seconds[key] += time.perf_counter() - start
+
+    return wrapper
+
+
+def phase_split(rows: list[dict[str, float]]) -> str:
+    """``gen 0.120 | update 0.200 | ...``: the median of each phase over the counted steps."""
+    return " | ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}" for k in rows[0]) if rows else "-"
 
 
 class RssSampler:
@@ -226,6 +269,8 @@ def main() -> None:
         memory = (f"peak GPU memory {peaks[e]['peak_cuda_mib']:.0f} MiB" if args.device == "cuda" else
                   f"peak RSS {peaks[e]['peak_rss_mib']:.0f} MiB (+{peaks[e]['rss_growth_mib']:.0f} MiB to build and train)")
         print(f"{e:>6}: {per_step[e]:.3f} s/step (median; min {min(counted):.3f}, max {max(counted):.3f}); {memory}")
+        print(f"{e:>6} phases (s, medians): {phase_split(seconds['phases'][e][args.warmup:])}")
+    print(f"machine: {os.cpu_count()} cores, load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"ratio native/trl: {per_step['native'] / per_step['trl']:.3f}")
 
 

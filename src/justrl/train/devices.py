@@ -41,15 +41,24 @@ def pick_autocast(dtype: str, device: torch.device) -> torch.dtype | None:
 @contextlib.contextmanager
 def deterministic_on_cpu(device: torch.device) -> Iterator[None]:
     """Bitwise-repeatable kernels while open on a CPU (so a resumed run repeats the original);
-    the caller's setting is restored afterwards."""
+    the caller's settings are restored afterwards.
+
+    Deterministic mode also fills every new tensor's memory with NaN by default (so that reading
+    uninitialised memory shows); that costs a write of each allocation (about 10% of a tiny
+    model's forward and backward on a CPU) and changes no result computed from written memory,
+    so it is switched off while open.
+    """
     before = (torch.are_deterministic_algorithms_enabled(),
               torch.is_deterministic_algorithms_warn_only_enabled())
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = fill_before
 
 
 def derive_seed(*parts: object) -> int:
