@@ -13,6 +13,7 @@ exit code 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from justrl import logs
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{_command_name(args)}: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a second signal during training is a StopSignal naming it
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        print(f"{_command_name(args)}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum

@@ -38,7 +38,7 @@ from justrl import io, logs, verifiers
 from justrl import recipe as recipe_mod
 from justrl.data import toy
 from justrl.dynamics import metrics as metrics_mod
-from justrl.errors import TrainingError
+from justrl.errors import StopSignal, TrainingError
 from justrl.generate import model_files
 from justrl.recipe import Recipe
 
@@ -63,7 +63,7 @@ class TrainResult:
     steps: int
     """The last completed training step."""
     stopped: str
-    """``finished``, ``interrupted`` (Ctrl-C, checkpoint saved) or ``non-finite``."""
+    """``finished``, ``interrupted`` (Ctrl-C, SIGTERM or SIGHUP; checkpoint saved) or ``non-finite``."""
     acc_before: float | None
     """Mean held-out accuracy before training (validation at step 0)."""
     acc_after: float | None
@@ -75,6 +75,8 @@ class TrainResult:
     entropy_min: float | None = None
     score_first: float | None = None
     score_last: float | None = None
+    stop_signal: str | None = None
+    """The signal that interrupted the run (``SIGINT``, ``SIGTERM``, ``SIGHUP``), None otherwise."""
 
 
 @dataclass
@@ -176,31 +178,40 @@ def run_log(run_dir: Path, console: bool) -> Iterator[None]:
                 root.addHandler(handler)
 
 
-@contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a request to stop after the current step (with a checkpoint).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop training after the current step with a checkpoint: Ctrl-C, and what SLURM,
+Kubernetes and ``docker stop`` (SIGTERM) or a closed terminal (SIGHUP) send."""
 
-    Yields a function telling whether a stop was requested. A second Ctrl-C aborts at once. Outside
-    the main thread (where signals cannot be caught) Ctrl-C keeps its default behaviour.
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[Callable[[], int | None]]:
+    """Turn the first Ctrl-C, SIGTERM or SIGHUP into a request to stop after the current step (with a
+    checkpoint).
+
+    Yields a function returning the signal number of the stop requested (None when none was). A
+    second signal aborts at once with :class:`~justrl.errors.StopSignal` (checkpoints are written
+    aside and renamed, so none is torn). Outside the main thread (where signals cannot be caught)
+    the signals keep their default behaviour.
     """
-    requested = False
+    requested: list[int] = []
 
     def handler(signum, frame):
-        nonlocal requested
         if requested:
-            raise KeyboardInterrupt
-        requested = True
-        log.info("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort now)")
+            raise StopSignal(signum)
+        requested.append(signum)
+        log.info("%s: finishing this step and saving a checkpoint (send it again to abort now)",
+                 "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     except ValueError:  # not the main thread
-        yield lambda: False
+        yield lambda: None
         return
     try:
-        yield lambda: requested
+        yield lambda: requested[0] if requested else None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 # --- the policy a run starts from -----------------------------------------------------------------
@@ -274,6 +285,18 @@ def save_checkpoint(run_dir: Path, model, tokenizer, optimizer, schedule, state:
         return target
     root.mkdir(parents=True, exist_ok=True)
     staged = io.staging_path(target)
+    try:
+        _write_checkpoint_files(staged, model, tokenizer, optimizer, schedule, state)
+    except BaseException:  # a second signal, a full disk: no half-written staging folder stays
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    io.publish_folder(staged, target)  # replaces an incomplete leftover of an earlier attempt
+    for _, old in sorted(complete_checkpoints(run_dir))[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _write_checkpoint_files(staged: Path, model, tokenizer, optimizer, schedule, state: TrainState) -> None:
     _write_policy(model, tokenizer, staged)
     torch.save({
         "optimizer": optimizer.state_dict(),
@@ -285,10 +308,6 @@ def save_checkpoint(run_dir: Path, model, tokenizer, optimizer, schedule, state:
     (staged / COMPLETE_MARKER).write_text(f"step {state.step}\n")
     for path in staged.iterdir():
         io.fsync_path(path)
-    io.publish_folder(staged, target)  # replaces an incomplete leftover of an earlier attempt
-    for _, old in sorted(complete_checkpoints(run_dir))[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -392,7 +411,8 @@ def save_final_policy(model, tokenizer, run_dir: Path) -> Path:
     return io.publish_folder(staged, target)
 
 
-def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str) -> TrainResult:
+def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str,
+                  stop_signal: str | None = None) -> TrainResult:
     """The run's :class:`TrainResult`: written to ``summary.json``, drawn as ``dynamics.png`` and
     logged as a few lines."""
     result = TrainResult(
@@ -402,7 +422,7 @@ def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str
         entropy_last=state.entropy[-1] if state.entropy else None,
         entropy_min=min(state.entropy) if state.entropy else None,
         score_first=state.score[0] if state.score else None,
-        score_last=state.score[-1] if state.score else None,
+        score_last=state.score[-1] if state.score else None, stop_signal=stop_signal,
     )
     io.atomic_write_json(run_dir / "summary.json", asdict(result))
     draw_dynamics(run_dir, recipe)

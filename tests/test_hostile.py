@@ -1,0 +1,101 @@
+"""Hostile use, driven through the real CLI (issue 22): signals, a file-size limit, a file where a
+folder belongs, NaN settings, resuming what cannot be resumed, stale grading folders.
+
+Each case runs ``python -m justrl.cli`` in a subprocess, as a user would, and checks that nothing
+is lost and nothing is silently wrong: a signal checkpoints and the run resumes without a step
+lost; an operating-system error is one line naming the path and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from justrl.dynamics import metrics as metrics_mod
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+       "HF_HUB_OFFLINE": "1", "NO_COLOR": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+CLI = [sys.executable, "-m", "justrl.cli"]
+
+
+def run_cli(*args: object, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, (result.returncode, result.stderr)
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in metrics_mod.read_jsonl(run_dir / "metrics.jsonl")]
+
+
+def _wait_for_steps(proc: subprocess.Popen, run_dir: Path, count: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run_dir / "metrics.jsonl").exists() and len([s for s in _steps(run_dir) if s > 0]) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the run never reached step {count} (exit {proc.poll()})")
+
+
+@pytest.fixture
+def recipe_file(tiny_recipe, tmp_path: Path) -> Path:
+    """A tiny run that checkpoints only at its end (a signal must make it checkpoint earlier)."""
+    path = tmp_path / "recipe.yaml"
+    tiny_recipe(total_steps=6, save_every=50, val_every=50, val_before_train=False).save(path)
+    return path
+
+
+# --- 1. SIGTERM and SIGHUP stop training as Ctrl-C does --------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_checkpoints_and_resume_loses_no_step(recipe_file, tmp_path, signum) -> None:
+    run_dir = tmp_path / "run"
+    err = (tmp_path / "train.err").open("w")
+    proc = subprocess.Popen([*CLI, "train", "--recipe", recipe_file, "--run-dir", run_dir], cwd=tmp_path,
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+    _wait_for_steps(proc, run_dir, 1)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=300) == 128 + signum, (tmp_path / "train.err").read_text()
+    err.close()
+    stopped_at = max(_steps(run_dir))
+    assert stopped_at < 6  # it really stopped early ...
+    assert (run_dir / "checkpoints" / f"step_{stopped_at}" / "COMPLETE").is_file()  # ... with a checkpoint
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted" and summary["stop_signal"] == signal.Signals(signum).name
+    assert "interrupted: checkpoint of step" in (run_dir / "train.log").read_text()
+    resumed = run_cli("train", "--run-dir", run_dir, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _steps(run_dir) == list(range(1, 7))  # every step once: none lost, none repeated
+
+
+def test_a_second_signal_aborts_at_once_without_a_torn_checkpoint(recipe_file, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "train", "--recipe", recipe_file, "--run-dir", run_dir], cwd=tmp_path,
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_steps(proc, run_dir, 1)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    checkpoints = run_dir / "checkpoints"
+    folders = list(checkpoints.iterdir()) if checkpoints.exists() else []
+    assert all(f.name.startswith("step_") and (f / "COMPLETE").is_file() for f in folders), folders
