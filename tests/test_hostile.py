@@ -99,3 +99,86 @@ def test_a_second_signal_aborts_at_once_without_a_torn_checkpoint(recipe_file, t
     checkpoints = run_dir / "checkpoints"
     folders = list(checkpoints.iterdir()) if checkpoints.exists() else []
     assert all(f.name.startswith("step_") and (f / "COMPLETE").is_file() for f in folders), folders
+
+
+# --- 2. --resume never truncates or overwrites what it cannot continue ----------------------------
+
+
+def _run_folder(tiny_recipe, folder: Path, metrics_text: str, checkpoint_step: int | None = None) -> Path:
+    """A run folder as a run leaves it: ``recipe.yaml``, ``metrics.jsonl``, maybe a checkpoint."""
+    folder.mkdir(parents=True)
+    tiny_recipe(total_steps=6, save_every=50, val_every=50, val_before_train=False).save(folder / "recipe.yaml")
+    (folder / "metrics.jsonl").write_text(metrics_text)
+    if checkpoint_step is not None:
+        marked = folder / "checkpoints" / f"step_{checkpoint_step}"
+        marked.mkdir(parents=True)
+        (marked / "COMPLETE").write_text(f"step {checkpoint_step}\n")
+    return folder
+
+
+def _lines(*steps: int) -> str:
+    return "".join(json.dumps({"step": s, "actor/entropy": 0.5}) + "\n" for s in steps)
+
+
+RESUME_REFUSALS = {
+    "steps but no checkpoint": (_lines(1, 2, 3), None, [], ["no complete checkpoint", "step 3"]),
+    "torn line in the middle": (_lines(1) + '{"step": 2, "actor/ent\n' + _lines(3), None, [],
+                                ["metrics.jsonl:2", "not a JSON line"]),
+    "non-object line": (_lines(1) + "[1, 2]\n" + _lines(3), None, [], ["metrics.jsonl:2", "not a JSON object"]),
+    "total_steps below the step reached": (_lines(1, 2, 3, 4), 4, ["total_steps=2"], ["total_steps=2", "step 4"]),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_REFUSALS))
+def test_resume_refuses_what_it_would_destroy(tiny_recipe, tmp_path, case) -> None:
+    metrics_text, checkpoint_step, overrides, fragments = RESUME_REFUSALS[case]
+    run_dir = _run_folder(tiny_recipe, tmp_path / "run", metrics_text, checkpoint_step)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = run_cli("train", "--run-dir", run_dir, "--resume", *overrides, cwd=tmp_path)
+    assert_one_line_error(result, *fragments)
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # nothing truncated, nothing rewritten
+
+
+def test_resume_of_a_folder_without_steps_starts_the_run(tiny_recipe, tmp_path) -> None:
+    run_dir = _run_folder(tiny_recipe, tmp_path / "run", "")
+    result = run_cli("train", "--run-dir", run_dir, "--resume", "total_steps=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _steps(run_dir) == [1]
+
+
+# --- 2. an export never writes onto its input; an export re-exported keeps one suffix -------------
+
+
+def _problems_file(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"problem": f"What is {i}+1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(3)))
+    return path
+
+
+def test_export_refuses_its_own_input_a_negative_limit_and_a_non_parquet_name(tmp_path) -> None:
+    source = _problems_file(tmp_path / "p.jsonl")
+    exported = tmp_path / "e.parquet"
+    assert run_cli("data", "export", source, "--out", exported, cwd=tmp_path).returncode == 0
+    before = exported.read_bytes()
+    assert_one_line_error(run_cli("data", "export", exported, "--out", exported, cwd=tmp_path), "own source")
+    assert exported.read_bytes() == before
+    assert_one_line_error(run_cli("data", "export", source, "--out", tmp_path / "x.parquet", "--limit", "-1",
+                                  cwd=tmp_path), "--limit")
+    assert_one_line_error(run_cli("data", "export", source, "--out", tmp_path / "o.jsonl", cwd=tmp_path),
+                          "o.jsonl", "Parquet")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_re_exporting_an_export_writes_the_suffix_once(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from justrl.recipe import PROMPT_SUFFIX
+
+    source = _problems_file(tmp_path / "p.jsonl")
+    once, twice = tmp_path / "once.parquet", tmp_path / "twice.parquet"
+    assert run_cli("data", "export", source, "--out", once, cwd=tmp_path).returncode == 0
+    assert run_cli("data", "export", once, "--out", twice, cwd=tmp_path).returncode == 0
+    prompts = [row["prompt"][0]["content"] for row in pq.read_table(twice).to_pylist()]
+    assert prompts == [row["prompt"][0]["content"] for row in pq.read_table(once).to_pylist()]
+    assert all(p.count(PROMPT_SUFFIX) == 1 for p in prompts), prompts

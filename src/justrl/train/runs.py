@@ -131,6 +131,7 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
             raise TrainingError(f"{run_dir} holds no recipe.yaml, so there is no run to resume there")
         recipe = recipe or saved
         checkpoint = latest_checkpoint(run_dir)  # validated by the trainer (resumable_checkpoint)
+        _check_resumable(run_dir, recipe, checkpoint)
     else:
         if saved is not None or (run_dir / "metrics.jsonl").exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, or "
@@ -146,6 +147,24 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         model_files.check_source(recipe.model, "model")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, recipe, checkpoint
+
+
+def _check_resumable(run_dir: Path, recipe: Recipe, checkpoint: Path | None) -> None:
+    """Refuse a resume that would truncate or overwrite what the folder holds: steps but no complete
+    checkpoint (it would restart from step 0), a damaged ``metrics.jsonl``, or ``total_steps``
+    below the step already reached."""
+    metrics_file = run_dir / "metrics.jsonl"
+    records = metrics_mod.read_jsonl_strict(metrics_file) if metrics_file.is_file() else []
+    last = max((r.get("step", 0) for r in records), default=0)
+    if checkpoint is None and (last > 0 or (run_dir / "final").exists()):
+        raise TrainingError(
+            f"{run_dir} holds a run (metrics up to step {last}) but no complete checkpoint in "
+            f"{run_dir / 'checkpoints'}: resuming would restart from step 0 and overwrite it. Start a "
+            "new run in another --run-dir")
+    reached = int(checkpoint.name[len("step_"):]) if checkpoint is not None else 0
+    if recipe.total_steps < reached:
+        raise TrainingError(f"total_steps={recipe.total_steps} is below step {reached}, which {run_dir} "
+                            "already reached; a resume may only lengthen a run")
 
 
 def record_recipe(run_dir: Path, recipe: Recipe) -> None:

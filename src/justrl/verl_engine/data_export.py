@@ -26,6 +26,7 @@ refused unless ``answer_from="solution"`` asks for its boxed answers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,17 @@ def _benchmark_named(source: str) -> Any:
         return None
 
 
+def without_suffix(problem: Problem, suffix: str) -> Problem:
+    """``problem`` without a trailing ``suffix``: re-exporting an export (whose prompts end with the
+    suffix already) writes the suffix once, not twice."""
+    if not suffix or not problem.prompt.endswith(suffix):
+        return problem
+    meta = dict(problem.meta)
+    if isinstance(meta.get(problems_mod.SOURCE_PROMPT), str) and meta[problems_mod.SOURCE_PROMPT].endswith(suffix):
+        meta[problems_mod.SOURCE_PROMPT] = meta[problems_mod.SOURCE_PROMPT][:-len(suffix)]
+    return dataclasses.replace(problem, prompt=problem.prompt[:-len(suffix)], meta=meta)
+
+
 def unique(problems: list[Problem]) -> list[Problem]:
     """First occurrence of every (problem text, answer) pair, in source order."""
     seen: set[tuple[str, str]] = set()
@@ -145,6 +157,14 @@ def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: 
            data_dir: str | Path | None = None, limit: int | None = None, dedupe: bool = True,
            prompt_format: str = "clean", answer_from: str = "answer") -> ExportResult:
     """Load ``source`` (deduplicated when ``dedupe``) and write it in verl's schema; see the module docstring."""
+    if limit is not None and limit < 1:
+        raise problems_mod.ProblemDataError(f"--limit must be a positive number of problems (got {limit})")
+    if Path(out).suffix != ".parquet":
+        raise problems_mod.ProblemDataError(f"{out}: the export is a Parquet file; name it *.parquet")
+    if Path(source).exists() and Path(source).resolve() == Path(out).resolve():
+        raise problems_mod.ProblemDataError(f"{out}: the export would overwrite its own source; choose "
+                                            "another --out")
     kept, read = load_source(source, data_dir=data_dir, dedupe=dedupe, limit=limit, answer_from=answer_from)
+    kept = [without_suffix(p, suffix) for p in kept]
     path = export_verl(kept, out, suffix=suffix, split=split, prompt_format=prompt_format)
     return ExportResult(path=path, rows=len(kept), read=read)
