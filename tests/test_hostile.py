@@ -33,11 +33,12 @@ def run_cli(*args: object, cwd: Path, **kwargs) -> subprocess.CompletedProcess[s
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 2, no traceback, and the error as the last line (``train`` logs its start above it)."""
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1, (result.returncode, result.stderr)
+    assert result.returncode == 2 and lines and lines[-1].startswith("justrl "), (result.returncode, result.stderr)
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in lines[-1], lines[-1]
 
 
 def _steps(run_dir: Path) -> list[int]:
@@ -182,3 +183,48 @@ def test_re_exporting_an_export_writes_the_suffix_once(tmp_path) -> None:
     prompts = [row["prompt"][0]["content"] for row in pq.read_table(twice).to_pylist()]
     assert prompts == [row["prompt"][0]["content"] for row in pq.read_table(once).to_pylist()]
     assert all(p.count(PROMPT_SUFFIX) == 1 for p in prompts), prompts
+
+
+# --- 6. operating-system errors: one line naming the path and the cause, no staging leftovers ------
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+
+
+def test_a_file_where_a_folder_belongs_is_one_line_naming_it(tiny_recipe, recipe_file, tmp_path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    source = _problems_file(tmp_path / "p.jsonl")
+    assert_one_line_error(run_cli("data", "export", source, "--out", blocker / "e.parquet", cwd=tmp_path),
+                          str(blocker))
+    assert_one_line_error(run_cli("train", "--recipe", recipe_file, "--run-dir", blocker / "run", cwd=tmp_path),
+                          str(blocker))
+    run = tmp_path / "metrics-run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(_lines(1, 2, 3))
+    assert_one_line_error(run_cli("plot", run, "-o", blocker / "d.png", cwd=tmp_path), str(blocker))
+
+
+def test_a_file_size_limit_in_export_is_one_line_and_leaves_no_staging_file(tmp_path) -> None:
+    source = _problems_file(tmp_path / "p.jsonl")
+    out = tmp_path / "out" / "e.parquet"
+    result = run_cli("data", "export", source, "--out", out, cwd=tmp_path, preexec_fn=_file_size_limit(512))
+    assert_one_line_error(result, "too large")
+    assert not out.exists() and _leftovers(tmp_path / "out") == []
+
+
+def test_a_file_size_limit_during_a_checkpoint_is_one_line_and_leaves_no_staging_folder(recipe_file,
+                                                                                        tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--recipe", recipe_file, "--run-dir", run_dir, "total_steps=1", cwd=tmp_path,
+                     preexec_fn=_file_size_limit(48 * 1024))  # metrics and logs fit, the weights do not
+    assert_one_line_error(result, "too large", str(run_dir / "checkpoints"))
+    assert _leftovers(run_dir) == []

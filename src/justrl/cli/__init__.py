@@ -6,8 +6,9 @@ what the API writes. Imports: any wing; nothing imports the CLI.
 Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
 :mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,
-budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` into one line on stderr and
-exit code 2 (``--debug`` shows the traceback).
+budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` and every :class:`OSError`
+(a full or read-only disk, a file where a folder belongs) into one line on stderr naming the path,
+and exit code 2 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"{_command_name(args)}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # no space, read-only, permission, not a directory, file too large
+        if args.debug:
+            raise
+        from justrl import io
+
+        print(f"{_command_name(args)}: {io.os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a second signal during training is a StopSignal naming it
         signum = int(getattr(exc, "signum", signal.SIGINT))

@@ -306,8 +306,11 @@ def save_checkpoint(run_dir: Path, model, tokenizer, optimizer, schedule, state:
     staged = io.staging_path(target)
     try:
         _write_checkpoint_files(staged, model, tokenizer, optimizer, schedule, state)
-    except BaseException:  # a second signal, a full disk: no half-written staging folder stays
+    except BaseException as exc:  # a second signal, a full disk: no half-written staging folder stays
         shutil.rmtree(staged, ignore_errors=True)
+        failure = io.write_failure(target, exc) if isinstance(exc, Exception) else None
+        if failure is not None and failure is not exc:
+            raise failure from exc
         raise
     io.publish_folder(staged, target)  # replaces an incomplete leftover of an earlier attempt
     for _, old in sorted(complete_checkpoints(run_dir))[:-KEEP_CHECKPOINTS]:
@@ -424,9 +427,16 @@ def save_final_policy(model, tokenizer, run_dir: Path) -> Path:
     """``final/``: the trained policy in Hugging Face format, published whole."""
     target = run_dir / "final"
     staged = io.staging_path(target)
-    _write_policy(model, tokenizer, staged)
-    for path in staged.iterdir():
-        io.fsync_path(path)
+    try:
+        _write_policy(model, tokenizer, staged)
+        for path in staged.iterdir():
+            io.fsync_path(path)
+    except BaseException as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        failure = io.write_failure(target, exc) if isinstance(exc, Exception) else None
+        if failure is not None and failure is not exc:
+            raise failure from exc
+        raise
     return io.publish_folder(staged, target)
 
 

@@ -148,8 +148,12 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([verl_row(p, suffix, split, prompt_format) for p in problems], schema=_schema())
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # never leave a half-written file where the launcher looks for one
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+    except BaseException:  # a full disk or a size limit: no staging file stays behind
+        tmp.unlink(missing_ok=True)
+        raise  # never leave a half-written file where the launcher looks for one
     return path
 
 
