@@ -228,3 +228,38 @@ def test_a_file_size_limit_during_a_checkpoint_is_one_line_and_leaves_no_staging
                      preexec_fn=_file_size_limit(48 * 1024))  # metrics and logs fit, the weights do not
     assert_one_line_error(result, "too large", str(run_dir / "checkpoints"))
     assert _leftovers(run_dir) == []
+
+
+# --- 3. values: NaN and infinities refused where `<= 0` is, before anything is written ------------
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("lr=nan", "lr must be a finite number"),
+    ("temperature=nan", "temperature must be a finite number"),
+    ("grad_clip=inf", "grad_clip must be a finite number"),
+    ("mini_batch_prompts=0", "mini_batch_prompts must be > 0"),
+])
+def test_a_bad_number_in_train_is_one_line_and_writes_nothing(recipe_file, tmp_path, override, fragment) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--recipe", recipe_file, "--run-dir", run_dir, override, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not run_dir.exists()  # no recipe.yaml to refuse the corrected command with
+
+
+def test_eval_refuses_a_negative_seed_and_nan_before_generating(tiny_model, tmp_path) -> None:
+    for override, fragment in (("seed=-5", "seed must be >= 0"), ("temperature=nan", "finite")):
+        out = tmp_path / override.split("=")[0]
+        result = run_cli("eval", "--model", tiny_model, "--benchmarks", "AIME24", "--out", out, "n=1", "limit=1",
+                         override, cwd=tmp_path)
+        assert_one_line_error(result, fragment)
+        assert not out.exists() or not list(out.glob("*.jsonl"))  # nothing generated
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_grade_refuses_a_timeout_that_is_not_a_positive_number(tmp_path, timeout) -> None:
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "aime24_t0.7_p0.9_n1-MNT8.jsonl").write_text(
+        json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1, "response": "\\boxed{5}"}) + "\n")
+    assert_one_line_error(run_cli("grade", folder, "--timeout", timeout, cwd=tmp_path), "--timeout")
+    assert not (folder / "grading_results.json").exists()

@@ -8,6 +8,7 @@ how its numbers were made, and a rerun can check it continues the same evaluatio
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from collections.abc import Iterable
@@ -102,7 +103,13 @@ class EvalConfig:
     )
 
     def validate(self) -> None:
-        problems = []
+        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})"
+                    for f in dataclasses.fields(self)
+                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
+        if problems:  # NaN passes every range check below
+            raise EvalError("invalid evaluation settings: " + "; ".join(problems))
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0 (got {self.seed})")
         if self.backend not in ("hf", "vllm"):
             problems.append(f"backend must be hf or vllm, got {self.backend!r}")
         if self.workers < 1:
