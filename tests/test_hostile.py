@@ -263,3 +263,36 @@ def test_grade_refuses_a_timeout_that_is_not_a_positive_number(tmp_path, timeout
         json.dumps({"example_id": 0, "prompt": "p", "answer": "5", "seed": 1, "response": "\\boxed{5}"}) + "\n")
     assert_one_line_error(run_cli("grade", folder, "--timeout", timeout, cwd=tmp_path), "--timeout")
     assert not (folder / "grading_results.json").exists()
+
+
+# --- 4. health replays see what the trainer saw; JSON never holds NaN -----------------------------
+
+
+def _strict_json(text: str):
+    def refuse(constant: str):
+        raise AssertionError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_health_alarms_on_a_run_the_trainer_stopped_as_non_finite(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"step": s, "actor/entropy": 0.5, "critic/score/mean": 0.1, "response_length/mean": 20.0,
+             "actor/pg_loss": float("nan") if s >= 4 else 0.1} for s in range(1, 7)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # NaN as the trainer writes it
+    result = run_cli("health", run, cwd=tmp_path)
+    assert result.returncode == 1 and "non-finite" in result.stdout, (result.stdout, result.stderr)
+    as_json = run_cli("health", run, "--json", cwd=tmp_path)
+    assert as_json.returncode == 1
+    report = _strict_json(as_json.stdout)
+    assert report[0]["healthy"] is False
+    assert run_cli("plot", run, "-o", tmp_path / "d.png", cwd=tmp_path).returncode == 0  # NaN: a gap, not an error
+
+
+def test_summary_json_holds_null_and_the_reason_for_a_non_finite_value(tmp_path) -> None:
+    from justrl import io
+
+    io.atomic_write_json(tmp_path / "summary.json", {"score_last": float("nan"), "steps": 3})
+    saved = _strict_json((tmp_path / "summary.json").read_text())
+    assert saved == {"score_last": None, "steps": 3, "non_finite": ["score_last"]}

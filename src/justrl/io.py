@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
+import math
 import os
 import shutil
 import sys
@@ -100,8 +101,29 @@ def os_error_line(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {cause}"
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by None (JSON has no NaN); a dict that held one
+    gains ``"non_finite": [its keys]``, the reason the value is null."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    if isinstance(data, dict):
+        out = {k: finite_json(v) for k, v in data.items()}
+        bad = [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            out["non_finite"] = sorted({*out.get("non_finite", []), *map(str, bad)})
+        return out
+    return data
+
+
+def json_text(data: Any, indent: int | None = 1) -> str:
+    """``data`` as strict JSON (:func:`finite_json`: no ``NaN`` a JSON reader would refuse)."""
+    return json.dumps(finite_json(data), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+    return atomic_write_text(path, json_text(data, indent) + "\n")
 
 
 def _exchange(a: Path, b: Path) -> bool:
