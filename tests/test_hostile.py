@@ -296,3 +296,50 @@ def test_summary_json_holds_null_and_the_reason_for_a_non_finite_value(tmp_path)
     io.atomic_write_json(tmp_path / "summary.json", {"score_last": float("nan"), "steps": 3})
     saved = _strict_json((tmp_path / "summary.json").read_text())
     assert saved == {"score_last": None, "steps": 3, "non_finite": ["score_last"]}
+
+
+# --- 3. answers that are not text; example ids that are not integers; an empty file --------------
+
+
+def test_a_float_answer_with_an_integer_value_becomes_the_integer(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "floats.parquet"
+    pq.write_table(pa.table({"problem": ["What is 2+2?", "Half of 1?"], "answer": [4.0, 0.5]}), source)
+    out = tmp_path / "e.parquet"
+    assert run_cli("data", "export", source, "--out", out, cwd=tmp_path).returncode == 0
+    truths = [row["reward_model"]["ground_truth"] for row in pq.read_table(out).to_pylist()]
+    assert truths == ["4", "0.5"]
+
+
+def test_a_bool_answer_is_refused_naming_the_row(tmp_path) -> None:
+    source = tmp_path / "bools.jsonl"
+    source.write_text(json.dumps({"problem": "Is 2 even?", "answer": True}) + "\n")
+    assert_one_line_error(run_cli("data", "export", source, "--out", tmp_path / "e.parquet", cwd=tmp_path),
+                          "bools.jsonl", "boolean")
+
+
+def _grade_folder(tmp_path: Path, lines: list[dict]) -> Path:
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "aime24_t0.7_p0.9_n2-MNT8.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return folder
+
+
+def test_an_example_id_that_is_not_an_integer_is_not_merged_into_another(tmp_path) -> None:
+    row = {"prompt": "p", "answer": "5", "seed": 1, "response": "\\boxed{5}"}
+    folder = _grade_folder(tmp_path, [{**row, "example_id": 6}, {**row, "example_id": 6.7, "seed": 2},
+                                      {**row, "example_id": True, "seed": 3}])
+    assert run_cli("grade", folder, cwd=tmp_path).returncode == 0
+    graded = json.loads((folder / "grading_results.json").read_text())
+    result = next(iter(graded["files"].values()))
+    assert result["responses"] == 1 and len(result["malformed_lines"]) == 2, result
+
+
+def test_an_empty_generation_file_is_not_scored_zero(tmp_path) -> None:
+    folder = _grade_folder(tmp_path, [])
+    run_cli("grade", folder, cwd=tmp_path)
+    graded = _strict_json((folder / "grading_results.json").read_text())
+    result = next(iter(graded["files"].values()))
+    assert result["mean_score"] is None and "nothing to score" in result["not_scored"]

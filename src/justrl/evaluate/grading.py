@@ -86,10 +86,14 @@ def _parse_line(text: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, "'response' is not a string"
     if not isinstance(record["answer"], (str, int, float)) or isinstance(record["answer"], bool):
         return None, "'answer' is not a string"
-    try:
-        record["example_id"] = int(record["example_id"])
-    except (TypeError, ValueError):
-        return None, "'example_id' is not an integer"
+    example_id = record["example_id"]
+    if isinstance(example_id, str) and example_id.strip().lstrip("-").isdigit():
+        example_id = int(example_id)
+    if isinstance(example_id, float) and example_id.is_integer():
+        example_id = int(example_id)
+    if not isinstance(example_id, int) or isinstance(example_id, bool):  # 6.7 is not 6, true is not 1
+        return None, f"'example_id' is not an integer ({json.dumps(record['example_id'])})"
+    record["example_id"] = example_id
     return record, None
 
 
@@ -211,15 +215,21 @@ def file_metrics(
     n_min = min((len(by_problem[p]) for p in problems), default=0)
     stages = _stage_counts(verdicts, verifier_name)
     saved = stages.get(verifiers.STAGE_LENIENT, {}).get("correct", 0)
-    return {
-        "hyperparameters": gen.hyperparameters,
-        "mean_score": sum(means) / len(means) if means else 0.0,
+    scored: dict[str, Any] = {  # nothing to score (an empty file, every answer undecided): null + why
+        "mean_score": sum(means) / len(means) if means else None,
         "distinct_4gram": (
             sum(distinct_ngrams(responses_by_problem[p]) for p in problems) / len(problems)
             if problems
-            else 0.0
+            else None
         ),
-        "best_score": sum(max(by_problem[p]) for p in problems) / len(problems) if problems else 0.0,
+        "best_score": sum(max(by_problem[p]) for p in problems) / len(problems) if problems else None,
+    }
+    if not means:
+        scored["not_scored"] = ("nothing to score: no response" if not gen.samples
+                                else "nothing to score: every answer undecided")
+    return {
+        "hyperparameters": gen.hyperparameters,
+        **scored,
         "solve_none": sum(1 for m in means if m == 0),
         "solve_all": sum(1 for m in means if m == 1),
         "avg_output_length": sum(lengths) / len(lengths) if lengths else 0.0,
@@ -405,8 +415,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         stages = ", ".join(
             f"{s}: {c['correct']} right / {c['incorrect']} wrong" for s, c in r["stages"].items()
         )
+        avg = "— (every answer undecided)" if r["mean_score"] is None else f"{r['mean_score']:.4f}"
         lines.append(
-            f"{name}: avg@n {r['mean_score']:.4f}, {passes}; {r['problems']} problems, {r['responses']} responses,"
+            f"{name}: avg@n {avg}, {passes}; {r['problems']} problems, {r['responses']} responses,"
             f" {r['format_error_rollouts']} without \\boxed; stages {stages};"
             f" judge calls {r['judge_calls']} (saved {r['judge_calls_saved']})"
         )
