@@ -343,3 +343,17 @@ def test_an_empty_generation_file_is_not_scored_zero(tmp_path) -> None:
     graded = _strict_json((folder / "grading_results.json").read_text())
     result = next(iter(graded["files"].values()))
     assert result["mean_score"] is None and "nothing to score" in result["not_scored"]
+
+
+# --- 7. a model folder without tokenizer files -----------------------------------------------------
+
+
+def test_train_on_a_model_folder_without_a_tokenizer_is_one_line(tiny_model, tmp_path) -> None:
+    import shutil
+
+    weights_only = tmp_path / "weights-only"
+    weights_only.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model / name, weights_only / name)
+    result = run_cli("train", f"model={weights_only}", "total_steps=1", "--run-dir", tmp_path / "run", cwd=tmp_path)
+    assert_one_line_error(result, str(weights_only), "tokenizer")

@@ -262,6 +262,10 @@ def warm_start_progress(show: bool) -> Iterator[Callable[[int, int, float], None
         yield progress
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+"""A model folder holding none of these has no tokenizer (transformers would build an unusable one)."""
+
+
 def load_policy(path: str | Path, device: torch.device, gradient_checkpointing: bool):
     """Model (float32 master weights) and tokenizer from a local folder or hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -270,6 +274,9 @@ def load_policy(path: str | Path, device: torch.device, gradient_checkpointing: 
     from justrl.generate.model_files import check_source
 
     check_source(str(path), "model")
+    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelLoadError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
+                             "with the model (tokenizer.save_pretrained)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
