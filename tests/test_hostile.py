@@ -357,3 +357,24 @@ def test_train_on_a_model_folder_without_a_tokenizer_is_one_line(tiny_model, tmp
         shutil.copy(tiny_model / name, weights_only / name)
     result = run_cli("train", f"model={weights_only}", "total_steps=1", "--run-dir", tmp_path / "run", cwd=tmp_path)
     assert_one_line_error(result, str(weights_only), "tokenizer")
+
+
+# --- 5. a grading result that no longer describes its files is refused ----------------------------
+
+
+def test_compare_refuses_a_grading_result_older_than_its_generation_file(tmp_path) -> None:
+    def rows(right: bool) -> list[dict]:
+        return [{"example_id": i, "prompt": f"What is {i}+1?", "answer": str(i + 1), "seed": s,
+                 "response": f"\\boxed{{{i + 1 if right else 0}}}"} for i in range(6) for s in (1, 2)]
+
+    folders = {}
+    for name in ("a", "b"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "aime24_t0.7_p0.9_n2-MNT8.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows(right=False)))
+        assert run_cli("grade", folders[name], cwd=tmp_path).returncode == 0
+    assert run_cli("compare", folders["a"], folders["b"], cwd=tmp_path).returncode in (0, 1)
+    regenerated = folders["b"] / "aime24_t0.7_p0.9_n2-MNT8.jsonl"
+    regenerated.write_text("".join(json.dumps(r) + "\n" for r in rows(right=True)))  # new samples, old grades
+    assert_one_line_error(run_cli("compare", folders["a"], folders["b"], cwd=tmp_path), "stale", str(regenerated))

@@ -11,6 +11,7 @@ skipped -- never counted as wrong.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -345,6 +346,7 @@ def grade_dir(
     verifiers.get(verifier)  # unknown names fail before any work
     length, unit = _length_fn(tokenizer)  # a bad tokenizer path fails before any verifying
     files = _discover(folder, only)
+    graded = {gen.path.name: file_identity(gen.path) for gen in files}  # what these grades are of
     verdicts = _verify_all(files, verifier, timeout_s=timeout_s, workers=workers, show_progress=show_progress)
     judged = [False] * len(verdicts)
     if judge is not None:
@@ -370,6 +372,7 @@ def grade_dir(
             length_unit=unit,
             judge_calls=sum(judged[start:stop]),
         )
+        results[gen.path.name]["graded_file"] = graded[gen.path.name]
         start = stop
     report = {
         "grader": {
@@ -384,6 +387,32 @@ def grade_dir(
     if write:
         atomic_write_json(folder / RESULTS_FILE, report, indent=2)
     return report
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """What a grade was computed from: the file's size and SHA-256 (``graded_file`` in the results)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def stale_file(folder: Path, results: dict[str, Any]) -> str | None:
+    """Why ``results`` (a folder's ``grading_results.json``) no longer describe the generation files
+    beside them: a graded file that changed or is gone (None when every one is as graded; results
+    from before ``graded_file`` was recorded cannot be checked and pass)."""
+    for name, metrics in (results.get("files") or {}).items():
+        recorded = metrics.get("graded_file") if isinstance(metrics, dict) else None
+        if not isinstance(recorded, dict):
+            continue
+        path = folder / name
+        if not path.is_file():
+            return f"{path} was graded but is gone"
+        if path.stat().st_size != recorded.get("size") or file_identity(path) != recorded:
+            return (f"{path} changed since it was graded ({recorded.get('size')} bytes then, "
+                    f"{path.stat().st_size} now)")
+    return None
 
 
 def incompleteness(metrics: dict[str, Any]) -> str:
