@@ -13,6 +13,10 @@
 - ``recipe.yaml`` is written by :func:`record_recipe` once start-up has succeeded (model and data
   loaded), so a run that fails before its first step leaves a folder the corrected command reuses;
   :func:`justrl.train.loop.train` holds the folder's :class:`justrl.io.FolderLock` for the whole run.
+- :func:`stop_on_interrupt`: Ctrl-C, SIGTERM (SLURM, Kubernetes, ``docker stop``) and SIGHUP end the
+  current step with a checkpoint; the CLI exits with ``128 + signum``. ``--resume`` refuses a folder
+  that holds steps but no complete checkpoint, a damaged ``metrics.jsonl`` line (by number) and a
+  ``total_steps`` below the step reached, before anything is rewritten.
 - :class:`TrainState` is everything besides model and optimizer that an exact resume needs.
 """
 
