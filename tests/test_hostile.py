@@ -378,3 +378,13 @@ def test_compare_refuses_a_grading_result_older_than_its_generation_file(tmp_pat
     regenerated = folders["b"] / "aime24_t0.7_p0.9_n2-MNT8.jsonl"
     regenerated.write_text("".join(json.dumps(r) + "\n" for r in rows(right=True)))  # new samples, old grades
     assert_one_line_error(run_cli("compare", folders["a"], folders["b"], cwd=tmp_path), "stale", str(regenerated))
+
+
+def test_plot_onto_an_existing_folder_is_refused_not_written_beside_it(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(_lines(1, 2, 3))
+    target = tmp_path / "figures"
+    target.mkdir()
+    assert_one_line_error(run_cli("plot", run, "-o", target, cwd=tmp_path), "is a folder")
+    assert not (tmp_path / "figures.png").exists()

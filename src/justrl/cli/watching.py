@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from justrl import recipe as recipe_mod
+from justrl.errors import ConfigError
 
 
 def add_plot(sub: Any) -> None:
@@ -54,6 +56,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from justrl.dynamics import plots
 
     plots.check_smoothing(args.smooth)  # before reading any log
+    if Path(args.out).is_dir():
+        raise ConfigError(f"-o {args.out} is a folder; give the PNG's file name ({Path(args.out) / 'dynamics.png'})")
     labels = args.label or []
     runs = [plots.load_run(path, labels[i] if i < len(labels) else None) for i, path in enumerate(args.runs)]
     out = plots.plot_runs(runs, args.out, smoothing=args.smooth, title=args.title)
