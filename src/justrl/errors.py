@@ -65,3 +65,12 @@ class BackendUnavailable(JustrlError, ImportError):
 
 class ContextLengthError(ConfigError):
     """A prompt plus its token budget that does not fit the model's context window."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """A second SIGINT, SIGTERM or SIGHUP during training: abort at once (no checkpoint is written;
+    the last complete one stays). The CLI exits with ``128 + signum``, the signal's conventional code."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -5,6 +5,8 @@
 - :func:`publish_folder`: a folder written aside is put in place of the target in one step; where
   the target exists the two are exchanged atomically (Linux ``renameat2(RENAME_EXCHANGE)``), so
   there is no moment at which neither exists.
+- :func:`write_failure`: a library's write error that is an operating-system error in disguise
+  (torch's ``inline_container.cc``, safetensors' ``IoError``) as the :class:`OSError` it stands for.
 - :class:`FolderLock`: an advisory exclusive lock on a run or evaluation folder, held for the life
   of the process and released by the operating system when the process dies (even by SIGKILL).
 - :func:`refuse_run_folder` / :func:`refuse_eval_folder`: which command a folder belongs to. Both
@@ -19,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
+import math
 import os
 import shutil
 import sys
@@ -44,17 +47,83 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` so that a crash leaves either the old file or the new one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a size limit, a signal: no staging file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     fsync_path(path.parent)
     return path
 
 
+DISGUISED_WRITE_ERRORS = ("PytorchStreamWriter", "inline_container", "IoError", "os error")
+"""Words by which a library's own exception reveals a failed write underneath (torch's zip writer
+never says which: no space, a size limit or an I/O error)."""
+
+
+def write_failure(path: str | Path, exc: BaseException) -> OSError | None:
+    """The :class:`OSError` behind ``exc``, a write to ``path`` that failed (None where ``exc`` is not
+    a write failure): the errno where the library kept it, else the cause found by looking (free
+    space on the file system, the process's file-size limit)."""
+    import errno
+    import resource
+
+    if isinstance(exc, OSError):
+        return exc
+    text = str(exc)
+    if not any(word in text for word in DISGUISED_WRITE_ERRORS):
+        return None
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free if probe.exists() else None
+    size_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if free is not None and free < 1 << 20:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if size_limit != resource.RLIM_INFINITY:
+        return OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file-size limit is {size_limit} bytes)",
+                       str(path))
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return OSError(errno.EIO, f"write failed: {first}", str(path))
+
+
+def os_error_line(exc: OSError) -> str:
+    """An :class:`OSError` as one line: the path(s) and the cause (``No space left on device``)."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return f"{cause} ({type(exc).__name__})" if exc.strerror else cause
+    return f"{' -> '.join(paths)}: {cause}"
+
+
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by None (JSON has no NaN); a dict that held one
+    gains ``"non_finite": [its keys]``, the reason the value is null."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    if isinstance(data, dict):
+        out = {k: finite_json(v) for k, v in data.items()}
+        bad = [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            out["non_finite"] = sorted({*out.get("non_finite", []), *map(str, bad)})
+        return out
+    return data
+
+
+def json_text(data: Any, indent: int | None = 1) -> str:
+    """``data`` as strict JSON (:func:`finite_json`: no ``NaN`` a JSON reader would refuse)."""
+    return json.dumps(finite_json(data), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+    return atomic_write_text(path, json_text(data, indent) + "\n")
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -11,6 +11,7 @@ and values of the wrong type are refused with a message that names the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from justrl import config
 from justrl.errors import RecipeError
 
 PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+def _all_finite(value: Any) -> bool:
+    """False for a float NaN or infinity, or a list/tuple holding one."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 @dataclass
@@ -176,8 +186,12 @@ class Recipe:
 
     def validate(self) -> None:
         """Refuse combinations that cannot run, naming the field."""
+        nonfinite = [f"{f.name} must be a finite number (got {getattr(self, f.name)})"
+                     for f in dataclasses.fields(self) if not _all_finite(getattr(self, f.name))]
+        if nonfinite:  # NaN passes every `<= 0` check below; inf is no setting either
+            raise RecipeError("invalid recipe: " + "; ".join(nonfinite))
         problems: list[str] = []
-        if self.prompts_per_step % self.mini_batch_prompts:
+        if self.mini_batch_prompts > 0 and self.prompts_per_step % self.mini_batch_prompts:
             problems.append(
                 f"prompts_per_step ({self.prompts_per_step}) must be a multiple of "
                 f"mini_batch_prompts ({self.mini_batch_prompts})"

@@ -47,7 +47,7 @@ def test_summary_is_written_whole_and_told_in_a_few_lines(tiny_recipe, tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == {
         "run_dir": str(tmp_path), "steps": 3, "stopped": "finished", "acc_before": 0.25, "acc_after": 0.5,
         "wall_seconds": 12.3, "entropy_first": 0.9, "entropy_last": 0.6, "entropy_min": 0.4,
-        "score_first": -0.5, "score_last": 0.25}
+        "score_first": -0.5, "score_last": 0.25, "stop_signal": None}
     assert result.acc_after == 0.5 and not list(tmp_path.glob(".*tmp"))
     text = runs.summary_text(result, tiny_recipe())
     assert "25.0% -> 50.0% (+25.0 points)" in text and "final policy: final/" in text

@@ -7,14 +7,16 @@ Each subcommand is a pair in one of four modules, ``add_<name>(sub)`` (its argum
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
 :mod:`~justrl.cli.evaluation` (eval, grade, compare), :mod:`~justrl.cli.watching` (plot, health,
 budget) and :mod:`~justrl.cli.sharing` (card). :func:`main` turns every
-:class:`~justrl.errors.JustrlError` into one line on stderr and
-exit code 2 (``--debug`` shows the traceback).
+:class:`~justrl.errors.JustrlError` and every :class:`OSError` (a full or read-only disk, a file
+where a folder belongs) into one line on stderr naming the path, and exit code 2 (``--debug``
+shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 
 from justrl import logs
@@ -104,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{_command_name(args)}: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:  # no space, read-only, permission, not a directory, file too large
+        if args.debug:
+            raise
+        from justrl import io
+
+        print(f"{_command_name(args)}: {io.os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # a second signal during training is a StopSignal naming it
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        print(f"{_command_name(args)}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum

@@ -131,6 +131,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     if not Path(args.dir).is_dir():
         raise EvalError(f"{args.dir}: not a directory")
+    if not args.timeout > 0 or args.timeout == float("inf"):  # NaN fails `> 0` too
+        raise EvalError(f"--timeout must be a finite number of seconds > 0 (got {args.timeout})")
     for name, what in ((args.tokenizer, "--tokenizer"), (args.judge_model, "--judge-model")):
         if name:  # before any model loads or any answer is verified
             check_source(name, what)

@@ -130,7 +130,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:  # the native engine's default is the CPU demo
         recipe = recipe_mod.load(args.recipe or "toy", args.overrides)
     result = trainer.train(recipe, run_dir=args.run_dir, resume=args.resume)
-    return {"finished": 0, "interrupted": 130}.get(result.stopped, 1)
+    if result.stopped == "interrupted":  # the signal's conventional code: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+        import signal
+
+        return 128 + int(signal.Signals[result.stop_signal or "SIGINT"])
+    return 0 if result.stopped == "finished" else 1
 
 
 def split_verl_overrides(items: list[str]) -> tuple[list[str], list[str]]:

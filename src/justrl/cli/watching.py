@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from justrl import recipe as recipe_mod
+from justrl.errors import ConfigError
 
 
 def add_plot(sub: Any) -> None:
@@ -54,6 +56,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from justrl.dynamics import plots
 
     plots.check_smoothing(args.smooth)  # before reading any log
+    if Path(args.out).is_dir():
+        raise ConfigError(f"-o {args.out} is a folder; give the PNG's file name ({Path(args.out) / 'dynamics.png'})")
     labels = args.label or []
     runs = [plots.load_run(path, labels[i] if i < len(labels) else None) for i, path in enumerate(args.runs)]
     out = plots.plot_runs(runs, args.out, smoothing=args.smooth, title=args.title)
@@ -63,14 +67,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     """Exit 0: every run healthy; 1: an alarm fired; 2 (a JustrlError): a run could not be judged."""
-    import json
-
+    from justrl import io
     from justrl.dynamics import metrics
 
     reports = [metrics.check_health(path, entropy_floor=args.entropy_floor, patience=args.patience)
                for path in args.runs]
     if args.json:
-        print(json.dumps([r.to_dict() for r in reports], indent=1))
+        print(io.json_text([r.to_dict() for r in reports]))
     for report in [] if args.json else reports:
         state = "healthy" if report.healthy else f"{len(report.alarms)} alarm(s)"
         print(f"{report.run}: {state} over {report.last_step} steps")
@@ -80,18 +83,17 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_budget(args: argparse.Namespace) -> int:
-    import json
-
     from rich.console import Console
     from rich.table import Table
 
+    from justrl import io
     from justrl.dynamics import budget
 
     recipe = recipe_mod.load(args.recipe, args.overrides)
     est = budget.estimate(recipe, model=args.model, run_dir=args.run_dir, prompt_tokens=args.prompt_tokens,
                           response_tokens=args.response_tokens, gpu_tflops=args.gpu_tflops, mfu=args.mfu)
     if args.json:
-        print(json.dumps(est, indent=1))
+        print(io.json_text(est))
         return 0
     table = Table(title=f"compute of recipe {recipe.name}")
     table.add_column("quantity")

@@ -18,6 +18,7 @@ A missing, empty or malformed file, or one without a recognisable answer column,
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,23 @@ def last_boxed(text: str) -> str | None:
                 return text[begin + 1 : i]
         start = text.rfind(opener, 0, start)  # unbalanced: try the one before
     return None
+
+
+def answer_text(answer: Any, at: str) -> Any:
+    """A non-text answer as the text a verifier compares: an integer as written; a float with an
+    integer value as that integer (pandas stores the column ``4`` as ``4.0``, and the strict reward
+    of ``\\boxed{4}`` against ``"4.0"`` would be -1); other floats by ``repr`` (``0.5``). A bool,
+    NaN or infinity is refused (no answer means true, an empty cell is no answer). Other types are
+    returned as they are (and refused by the caller)."""
+    if isinstance(answer, bool):
+        raise ProblemDataError(f"{at}: answer field is a boolean ({answer}), not an answer")
+    if isinstance(answer, int):
+        return str(answer)
+    if isinstance(answer, float):
+        if not math.isfinite(answer):
+            raise ProblemDataError(f"{at}: answer field is {answer}, not an answer")
+        return str(int(answer)) if answer.is_integer() else repr(answer)
+    return answer
 
 
 def build_prompt(problem: Problem, suffix: str, prompt_format: str = "clean") -> str:
@@ -265,8 +283,7 @@ def problem_from_row(row: dict[str, Any], row_no: int, source: str, where: str =
         meta = {k: v for k, v in row.items() if k not in (*PROBLEM_KEYS, *ANSWER_KEYS, SOLUTION_KEY)}
     if not isinstance(text, str) or not text.strip():
         raise ProblemDataError(f"{at}: field 'prompt' is empty")
-    if isinstance(answer, (int, float)):
-        answer = str(answer)
+    answer = answer_text(answer, at)
     if not isinstance(answer, str):
         raise ProblemDataError(f"{at}: answer field has type {type(answer).__name__}, expected text")
     bare = strip_dapo_wrapper(text)

@@ -88,12 +88,37 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def read_jsonl_strict(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics file that a run continues: only a torn *last* line (a killed
+    writer) is dropped; a line in the middle that does not parse, or one that is not an object,
+    is a :class:`DataError` naming the file and line (something other than the trainer damaged the
+    file, and resuming would delete the evidence: the user decides what to keep)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue
+            raise DataError(f"{path}:{number}: not a JSON line (a torn or edited record in the middle of "
+                            "the file); fix or delete that line, then resume") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: not a JSON object ({type(record).__name__}); fix or delete "
+                            "that line, then resume")
+        if not isinstance(record.get("step", 0), int) or isinstance(record.get("step"), bool):
+            raise DataError(f"{path}:{number}: field 'step' must be an integer (got {record['step']!r})")
+        records.append(record)
+    return records
+
+
 def truncate_jsonl(path: str | Path, last_step: int) -> None:
-    """Keep only the records with ``step <= last_step`` (resuming from that step's checkpoint)."""
+    """Keep only the records with ``step <= last_step`` (resuming from that step's checkpoint);
+    refuses a damaged file as :func:`read_jsonl_strict` does."""
     path = Path(path)
     if not path.exists():
         return
-    kept = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
+    kept = [r for r in read_jsonl_strict(path) if r.get("step", 0) <= last_step]
     io.atomic_write_text(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
 
 

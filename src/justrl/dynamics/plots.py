@@ -43,7 +43,8 @@ def read_metrics_jsonl(path: Path) -> dict[str, tuple[list[int], list[float]]]:
     """Series from a ``metrics.jsonl`` (one JSON object a step with a ``step`` field).
 
     A torn last line (a run killed mid-write) is skipped, not fatal; a file that is not text is a
-    :class:`DataError`.
+    :class:`DataError`. Non-finite values (NaN, inf) are kept as logged, so a replay of the health
+    alarms sees what the trainer saw; :func:`plot_runs` leaves them out of the curves.
     """
     series: dict[str, tuple[list[int], list[float]]] = {}
     try:
@@ -63,10 +64,9 @@ def read_metrics_jsonl(path: Path) -> dict[str, tuple[list[int], list[float]]]:
         for key, value in row.items():
             if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            if math.isfinite(value):
-                steps, values = series.setdefault(key, ([], []))
-                steps.append(int(step))
-                values.append(float(value))
+            steps, values = series.setdefault(key, ([], []))
+            steps.append(int(step))
+            values.append(float(value))
     return series
 
 
@@ -156,7 +156,7 @@ def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [c for c in CURVES if any(run.get(c[0])[0] for run in runs)]
+    panels = [c for c in CURVES if any(math.isfinite(v) for run in runs for v in run.get(c[0])[1])]
     if not panels:
         raise DataError(f"{', '.join(r.label for r in runs)}: none of the runs logged entropy, reward, "
                         "response length or validation accuracy")
@@ -167,6 +167,8 @@ def plot_runs(runs: Sequence[RunCurves], out: str | Path, *, smoothing: float = 
         weight = 0.0 if key == "val/acc" else smoothing
         for run in runs:
             steps, values = run.get(key)
+            drawn = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]  # a NaN would poison the EMA
+            steps, values = [s for s, _ in drawn], [v for _, v in drawn]
             if steps:
                 line, = ax.plot(steps, smooth(values, weight), label=run.label, linewidth=1.6,
                                 marker="o" if key == "val/acc" else None, markersize=3)

@@ -137,6 +137,9 @@ def load_evaluation(path: str | Path, label: str, only: Sequence[str] | None = N
     if not results_path.is_file():
         raise EvalError(f"{folder}: no {grading.RESULTS_FILE}; grade it first: justrl grade {folder}")
     results = _read_json(results_path)
+    stale = grading.stale_file(folder, results)
+    if stale is not None:
+        raise EvalError(f"{results_path} is stale: {stale}; regrade it: justrl grade {folder}")
     scores: dict[str, BenchmarkScores] = {}
     for file_name, metrics in (results.get("files") or {}).items():
         params = metrics.get("hyperparameters") or grading.parse_filename(file_name) or {}

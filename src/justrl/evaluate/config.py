@@ -8,6 +8,7 @@ how its numbers were made, and a rerun can check it continues the same evaluatio
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from collections.abc import Iterable
@@ -106,7 +107,13 @@ class EvalConfig:
     )
 
     def validate(self) -> None:
-        problems = []
+        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})"
+                    for f in dataclasses.fields(self)
+                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
+        if problems:  # NaN passes every range check below
+            raise EvalError("invalid evaluation settings: " + "; ".join(problems))
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0 (got {self.seed})")
         if self.format not in OUTPUT_FORMATS:
             problems.append(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.format!r}")
         if self.backend not in ("hf", "vllm"):

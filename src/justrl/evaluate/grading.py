@@ -13,6 +13,7 @@ graded sample's verdict: ``example_id``, ``seed``, ``line``, ``answer`` (the gro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -90,10 +91,14 @@ def _parse_line(text: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, "'response' is not a string"
     if not isinstance(record["answer"], (str, int, float)) or isinstance(record["answer"], bool):
         return None, "'answer' is not a string"
-    try:
-        record["example_id"] = int(record["example_id"])
-    except (TypeError, ValueError):
-        return None, "'example_id' is not an integer"
+    example_id = record["example_id"]
+    if isinstance(example_id, str) and example_id.strip().lstrip("-").isdigit():
+        example_id = int(example_id)
+    if isinstance(example_id, float) and example_id.is_integer():
+        example_id = int(example_id)
+    if not isinstance(example_id, int) or isinstance(example_id, bool):  # 6.7 is not 6, true is not 1
+        return None, f"'example_id' is not an integer ({json.dumps(record['example_id'])})"
+    record["example_id"] = example_id
     return record, None
 
 
@@ -215,15 +220,21 @@ def file_metrics(
     n_min = min((len(by_problem[p]) for p in problems), default=0)
     stages = _stage_counts(verdicts, verifier_name)
     saved = stages.get(verifiers.STAGE_LENIENT, {}).get("correct", 0)
-    return {
-        "hyperparameters": gen.hyperparameters,
-        "mean_score": sum(means) / len(means) if means else 0.0,
+    scored: dict[str, Any] = {  # nothing to score (an empty file, every answer undecided): null + why
+        "mean_score": sum(means) / len(means) if means else None,
         "distinct_4gram": (
             sum(distinct_ngrams(responses_by_problem[p]) for p in problems) / len(problems)
             if problems
-            else 0.0
+            else None
         ),
-        "best_score": sum(max(by_problem[p]) for p in problems) / len(problems) if problems else 0.0,
+        "best_score": sum(max(by_problem[p]) for p in problems) / len(problems) if problems else None,
+    }
+    if not means:
+        scored["not_scored"] = ("nothing to score: no response" if not gen.samples
+                                else "nothing to score: every answer undecided")
+    return {
+        "hyperparameters": gen.hyperparameters,
+        **scored,
         "solve_none": sum(1 for m in means if m == 0),
         "solve_all": sum(1 for m in means if m == 1),
         "avg_output_length": sum(lengths) / len(lengths) if lengths else 0.0,
@@ -341,6 +352,7 @@ def grade_dir(
     verifiers.get(verifier)  # unknown names fail before any work
     length, unit = _length_fn(tokenizer)  # a bad tokenizer path fails before any verifying
     files = _discover(folder, only)
+    graded = {gen.path.name: file_identity(gen.path) for gen in files}  # what these grades are of
     verdicts = _verify_all(files, verifier, timeout_s=timeout_s, workers=workers, show_progress=show_progress)
     judged = [False] * len(verdicts)
     if judge is not None:
@@ -368,6 +380,7 @@ def grade_dir(
         )
         if write:
             write_verdicts(gen, verdicts[start:stop], judged[start:stop], verifier)
+        results[gen.path.name]["graded_file"] = graded[gen.path.name]
         start = stop
     report = {
         "grader": {
@@ -409,6 +422,30 @@ def read_verdicts(generation_file: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def file_identity(path: Path) -> dict[str, Any]:
+    """What a grade was computed from: the file's size and SHA-256 (``graded_file`` in the results)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def stale_file(folder: Path, results: dict[str, Any]) -> str | None:
+    """Why ``results`` (a folder's ``grading_results.json``) no longer describe the generation files
+    beside them: a graded file that changed or is gone (None when every one is as graded; results
+    from before ``graded_file`` was recorded cannot be checked and pass)."""
+    for name, metrics in (results.get("files") or {}).items():
+        recorded = metrics.get("graded_file") if isinstance(metrics, dict) else None
+        if not isinstance(recorded, dict):
+            continue
+        path = folder / name
+        if not path.is_file():
+            return f"{path} was graded but is gone"
+        if path.stat().st_size != recorded.get("size") or file_identity(path) != recorded:
+            return (f"{path} changed since it was graded ({recorded.get('size')} bytes then, "
+                    f"{path.stat().st_size} now)")
+    return None
 
 
 def incompleteness(metrics: dict[str, Any]) -> str:
@@ -440,8 +477,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         stages = ", ".join(
             f"{s}: {c['correct']} right / {c['incorrect']} wrong" for s, c in r["stages"].items()
         )
+        avg = "— (every answer undecided)" if r["mean_score"] is None else f"{r['mean_score']:.4f}"
         lines.append(
-            f"{name}: avg@n {r['mean_score']:.4f}, {passes}; {r['problems']} problems, {r['responses']} responses,"
+            f"{name}: avg@n {avg}, {passes}; {r['problems']} problems, {r['responses']} responses,"
             f" {r['format_error_rollouts']} without \\boxed; stages {stages};"
             f" judge calls {r['judge_calls']} (saved {r['judge_calls_saved']})"
         )

@@ -128,7 +128,7 @@ def _grading_section(grading: dict[str, Any]) -> list[str]:
             str(wrong), str(m.get("format_error_rollouts")), str(m.get("undecided", m.get("timeouts"))),
             f"{m.get('judge_calls')} ({m.get('judge_calls_saved')})",
             f"{m.get('avg_output_length', 0):.0f} {m.get('avg_output_length_unit', '')}",
-            f"{100 * m.get('best_score', 0):.1f}"]
+            "—" if m.get("best_score") is None else f"{100 * m['best_score']:.1f}"]
         lines.append("| " + " | ".join(row) + " |")
     undecided = {name: m for name, m in files.items() if m.get("undecided")}
     if undecided:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
 
         # --- validation before training -----------------------------------------------------------
         stopped = "finished"
+        stop_signal: int | None = None
         try:
             if state.step == 0 and recipe.val_before_train and val_sets:
                 val = validate(generator, val_sets, recipe)
@@ -271,9 +273,9 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                         on_step(step, values)
 
                     # 8. checkpoint (atomically), then stop if asked to
-                    ctrl_c = interrupted()
+                    stop_signal = interrupted()
                     if not stop_now and (step % recipe.save_every == 0 or step == recipe.total_steps
-                                         or ctrl_c):
+                                         or stop_signal is not None):
                         state.wall_seconds += time.perf_counter() - session_start
                         session_start = time.perf_counter()
                         state.health = health.state_dict()
@@ -285,7 +287,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                                   run_dir / "checkpoints")
                         stopped = "non-finite"
                         break
-                    if ctrl_c:
+                    if stop_signal is not None:
                         log.info("interrupted: checkpoint of step %d saved; continue with "
                                  "`justrl train --run-dir %s --resume`", step, run_dir)
                         stopped = "interrupted"
@@ -298,7 +300,9 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
         state.wall_seconds += time.perf_counter() - session_start
         if stopped == "finished":
             runs.save_final_policy(model, tokenizer, run_dir)
-        return runs.write_summary(run_dir, recipe, state, stopped)
+        return runs.write_summary(run_dir, recipe, state, stopped,
+                                  signal.Signals(stop_signal).name if stopped == "interrupted" and stop_signal
+                                  else None)
 
 
 @dataclass

@@ -75,6 +75,13 @@ def encode_prompts(problems: Sequence[Any], tokenizer, recipe: Recipe) -> list[P
     Each distinct message is tokenized once (the published DAPO-Math-17k repeats each ~100 times)."""
     from justrl.data.problems import unwrap_boxed
 
+    if recipe.use_chat_template and getattr(tokenizer, "chat_template", None) is None:
+        from justrl.errors import ModelLoadError
+
+        raise ModelLoadError(
+            f"the tokenizer of {recipe.model!r} has no chat template (use_chat_template=true sends each "
+            "problem as a user turn through it): save the tokenizer with the model, or "
+            "use_chat_template=false")
     out = []
     encoded: dict[str, list[int]] = {}
     for p in problems:

@@ -13,6 +13,10 @@
 - ``recipe.yaml`` is written by :func:`record_recipe` once start-up has succeeded (model and data
   loaded), so a run that fails before its first step leaves a folder the corrected command reuses;
   :func:`justrl.train.loop.train` holds the folder's :class:`justrl.io.FolderLock` for the whole run.
+- :func:`stop_on_interrupt`: Ctrl-C, SIGTERM (SLURM, Kubernetes, ``docker stop``) and SIGHUP end the
+  current step with a checkpoint; the CLI exits with ``128 + signum``. ``--resume`` refuses a folder
+  that holds steps but no complete checkpoint, a damaged ``metrics.jsonl`` line (by number) and a
+  ``total_steps`` below the step reached, before anything is rewritten.
 - :class:`TrainState` is everything besides model and optimizer that an exact resume needs.
 """
 
@@ -38,7 +42,7 @@ from justrl import io, logs, verifiers
 from justrl import recipe as recipe_mod
 from justrl.data import toy
 from justrl.dynamics import metrics as metrics_mod
-from justrl.errors import TrainingError
+from justrl.errors import StopSignal, TrainingError
 from justrl.generate import model_files
 from justrl.recipe import Recipe
 
@@ -63,7 +67,7 @@ class TrainResult:
     steps: int
     """The last completed training step."""
     stopped: str
-    """``finished``, ``interrupted`` (Ctrl-C, checkpoint saved) or ``non-finite``."""
+    """``finished``, ``interrupted`` (Ctrl-C, SIGTERM or SIGHUP; checkpoint saved) or ``non-finite``."""
     acc_before: float | None
     """Mean held-out accuracy before training (validation at step 0)."""
     acc_after: float | None
@@ -75,6 +79,8 @@ class TrainResult:
     entropy_min: float | None = None
     score_first: float | None = None
     score_last: float | None = None
+    stop_signal: str | None = None
+    """The signal that interrupted the run (``SIGINT``, ``SIGTERM``, ``SIGHUP``), None otherwise."""
 
 
 @dataclass
@@ -129,6 +135,7 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
             raise TrainingError(f"{run_dir} holds no recipe.yaml, so there is no run to resume there")
         recipe = recipe or saved
         checkpoint = latest_checkpoint(run_dir)  # validated by the trainer (resumable_checkpoint)
+        _check_resumable(run_dir, recipe, checkpoint)
     else:
         if saved is not None or (run_dir / "metrics.jsonl").exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, or "
@@ -144,6 +151,24 @@ def open_run_dir(recipe: Recipe | None, run_dir: str | Path | None, resume: bool
         model_files.check_source(recipe.model, "model")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, recipe, checkpoint
+
+
+def _check_resumable(run_dir: Path, recipe: Recipe, checkpoint: Path | None) -> None:
+    """Refuse a resume that would truncate or overwrite what the folder holds: steps but no complete
+    checkpoint (it would restart from step 0), a damaged ``metrics.jsonl``, or ``total_steps``
+    below the step already reached."""
+    metrics_file = run_dir / "metrics.jsonl"
+    records = metrics_mod.read_jsonl_strict(metrics_file) if metrics_file.is_file() else []
+    last = max((r.get("step", 0) for r in records), default=0)
+    if checkpoint is None and (last > 0 or (run_dir / "final").exists()):
+        raise TrainingError(
+            f"{run_dir} holds a run (metrics up to step {last}) but no complete checkpoint in "
+            f"{run_dir / 'checkpoints'}: resuming would restart from step 0 and overwrite it. Start a "
+            "new run in another --run-dir")
+    reached = int(checkpoint.name[len("step_"):]) if checkpoint is not None else 0
+    if recipe.total_steps < reached:
+        raise TrainingError(f"total_steps={recipe.total_steps} is below step {reached}, which {run_dir} "
+                            "already reached; a resume may only lengthen a run")
 
 
 def record_recipe(run_dir: Path, recipe: Recipe) -> None:
@@ -176,31 +201,40 @@ def run_log(run_dir: Path, console: bool) -> Iterator[None]:
                 root.addHandler(handler)
 
 
-@contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a request to stop after the current step (with a checkpoint).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop training after the current step with a checkpoint: Ctrl-C, and what SLURM,
+Kubernetes and ``docker stop`` (SIGTERM) or a closed terminal (SIGHUP) send."""
 
-    Yields a function telling whether a stop was requested. A second Ctrl-C aborts at once. Outside
-    the main thread (where signals cannot be caught) Ctrl-C keeps its default behaviour.
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[Callable[[], int | None]]:
+    """Turn the first Ctrl-C, SIGTERM or SIGHUP into a request to stop after the current step (with a
+    checkpoint).
+
+    Yields a function returning the signal number of the stop requested (None when none was). A
+    second signal aborts at once with :class:`~justrl.errors.StopSignal` (checkpoints are written
+    aside and renamed, so none is torn). Outside the main thread (where signals cannot be caught)
+    the signals keep their default behaviour.
     """
-    requested = False
+    requested: list[int] = []
 
     def handler(signum, frame):
-        nonlocal requested
         if requested:
-            raise KeyboardInterrupt
-        requested = True
-        log.info("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort now)")
+            raise StopSignal(signum)
+        requested.append(signum)
+        log.info("%s: finishing this step and saving a checkpoint (send it again to abort now)",
+                 "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     except ValueError:  # not the main thread
-        yield lambda: False
+        yield lambda: None
         return
     try:
-        yield lambda: requested
+        yield lambda: requested[0] if requested else None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 # --- the policy a run starts from -----------------------------------------------------------------
@@ -232,6 +266,10 @@ def warm_start_progress(show: bool) -> Iterator[Callable[[int, int, float], None
         yield progress
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+"""A model folder holding none of these has no tokenizer (transformers would build an unusable one)."""
+
+
 def load_policy(path: str | Path, device: torch.device, gradient_checkpointing: bool):
     """Model (float32 master weights) and tokenizer from a local folder or hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -240,6 +278,9 @@ def load_policy(path: str | Path, device: torch.device, gradient_checkpointing: 
     from justrl.generate.model_files import check_source
 
     check_source(str(path), "model")
+    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelLoadError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
+                             "with the model (tokenizer.save_pretrained)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -274,6 +315,21 @@ def save_checkpoint(run_dir: Path, model, tokenizer, optimizer, schedule, state:
         return target
     root.mkdir(parents=True, exist_ok=True)
     staged = io.staging_path(target)
+    try:
+        _write_checkpoint_files(staged, model, tokenizer, optimizer, schedule, state)
+    except BaseException as exc:  # a second signal, a full disk: no half-written staging folder stays
+        shutil.rmtree(staged, ignore_errors=True)
+        failure = io.write_failure(target, exc) if isinstance(exc, Exception) else None
+        if failure is not None and failure is not exc:
+            raise failure from exc
+        raise
+    io.publish_folder(staged, target)  # replaces an incomplete leftover of an earlier attempt
+    for _, old in sorted(complete_checkpoints(run_dir))[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _write_checkpoint_files(staged: Path, model, tokenizer, optimizer, schedule, state: TrainState) -> None:
     _write_policy(model, tokenizer, staged)
     torch.save({
         "optimizer": optimizer.state_dict(),
@@ -285,10 +341,6 @@ def save_checkpoint(run_dir: Path, model, tokenizer, optimizer, schedule, state:
     (staged / COMPLETE_MARKER).write_text(f"step {state.step}\n")
     for path in staged.iterdir():
         io.fsync_path(path)
-    io.publish_folder(staged, target)  # replaces an incomplete leftover of an earlier attempt
-    for _, old in sorted(complete_checkpoints(run_dir))[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -386,13 +438,21 @@ def save_final_policy(model, tokenizer, run_dir: Path) -> Path:
     """``final/``: the trained policy in Hugging Face format, published whole."""
     target = run_dir / "final"
     staged = io.staging_path(target)
-    _write_policy(model, tokenizer, staged)
-    for path in staged.iterdir():
-        io.fsync_path(path)
+    try:
+        _write_policy(model, tokenizer, staged)
+        for path in staged.iterdir():
+            io.fsync_path(path)
+    except BaseException as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        failure = io.write_failure(target, exc) if isinstance(exc, Exception) else None
+        if failure is not None and failure is not exc:
+            raise failure from exc
+        raise
     return io.publish_folder(staged, target)
 
 
-def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str) -> TrainResult:
+def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str,
+                  stop_signal: str | None = None) -> TrainResult:
     """The run's :class:`TrainResult`: written to ``summary.json``, drawn as ``dynamics.png`` and
     logged as a few lines."""
     result = TrainResult(
@@ -402,7 +462,7 @@ def write_summary(run_dir: Path, recipe: Recipe, state: TrainState, stopped: str
         entropy_last=state.entropy[-1] if state.entropy else None,
         entropy_min=min(state.entropy) if state.entropy else None,
         score_first=state.score[0] if state.score else None,
-        score_last=state.score[-1] if state.score else None,
+        score_last=state.score[-1] if state.score else None, stop_signal=stop_signal,
     )
     io.atomic_write_json(run_dir / "summary.json", asdict(result))
     draw_dynamics(run_dir, recipe)

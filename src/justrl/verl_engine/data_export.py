@@ -27,6 +27,7 @@ refused unless ``answer_from="solution"`` asks for its boxed answers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,17 @@ def _benchmark_named(source: str) -> Any:
         return None
 
 
+def without_suffix(problem: Problem, suffix: str) -> Problem:
+    """``problem`` without a trailing ``suffix``: re-exporting an export (whose prompts end with the
+    suffix already) writes the suffix once, not twice."""
+    if not suffix or not problem.prompt.endswith(suffix):
+        return problem
+    meta = dict(problem.meta)
+    if isinstance(meta.get(problems_mod.SOURCE_PROMPT), str) and meta[problems_mod.SOURCE_PROMPT].endswith(suffix):
+        meta[problems_mod.SOURCE_PROMPT] = meta[problems_mod.SOURCE_PROMPT][:-len(suffix)]
+    return dataclasses.replace(problem, prompt=problem.prompt[:-len(suffix)], meta=meta)
+
+
 def unique(problems: list[Problem]) -> list[Problem]:
     """First occurrence of every (problem text, answer) pair, in source order."""
     seen: set[tuple[str, str]] = set()
@@ -143,8 +155,12 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([verl_row(p, suffix, split, prompt_format) for p in problems], schema=_schema())
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # never leave a half-written file where the launcher looks for one
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+    except BaseException:  # a full disk or a size limit: no staging file stays behind
+        tmp.unlink(missing_ok=True)
+        raise  # never leave a half-written file where the launcher looks for one
     return path
 
 
@@ -152,7 +168,15 @@ def export(source: str, out: str | Path, *, suffix: str = PROMPT_SUFFIX, split: 
            data_dir: str | Path | None = None, limit: int | None = None, dedupe: bool = True,
            prompt_format: str = "clean", answer_from: str = "answer") -> ExportResult:
     """Load ``source`` (deduplicated when ``dedupe``) and write it in verl's schema; see the module docstring."""
+    if limit is not None and limit < 1:
+        raise problems_mod.ProblemDataError(f"--limit must be a positive number of problems (got {limit})")
+    if Path(out).suffix != ".parquet":
+        raise problems_mod.ProblemDataError(f"{out}: the export is a Parquet file; name it *.parquet")
+    if Path(source).exists() and Path(source).resolve() == Path(out).resolve():
+        raise problems_mod.ProblemDataError(f"{out}: the export would overwrite its own source; choose "
+                                            "another --out")
     kept, read = load_source(source, data_dir=data_dir, dedupe=dedupe, limit=limit, answer_from=answer_from,
                              split=split)
+    kept = [without_suffix(p, suffix) for p in kept]
     path = export_verl(kept, out, suffix=suffix, split=split, prompt_format=prompt_format)
     return ExportResult(path=path, rows=len(kept), read=read)
