@@ -1,10 +1,11 @@
 """The ``justrl`` command line: thin wrappers over the Python API.
 
-Each subcommand is a pair in one of three modules, ``add_<name>(sub)`` (its arguments) and
+Each subcommand is a pair in one of four modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
 :mod:`~justrl.cli.evaluation` (eval, grade, compare) and :mod:`~justrl.cli.watching` (plot, health,
-budget). :func:`main` turns every :class:`~justrl.errors.JustrlError` into one line on stderr and
-exit code 2 (``--debug`` shows the traceback).
+budget) and :mod:`~justrl.cli.doctor` (doctor). :func:`main` turns every
+:class:`~justrl.errors.JustrlError` into one line on stderr and exit code 2 (``--debug`` shows the
+traceback).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 
 from justrl import logs
-from justrl.cli import evaluation, training, watching
+from justrl.cli import doctor, evaluation, training, watching
 from justrl.cli.training import split_verl_overrides
 from justrl.errors import JustrlError
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_eval(sub)
     evaluation.add_grade(sub)
     evaluation.add_compare(sub)
+    doctor.add_doctor(sub)
     _add_output_flags(parser)
     return parser
 
