@@ -133,8 +133,8 @@ def diagnose(versions: dict[str, str | None], locks_dir: Path | None = None) -> 
     diagnosis = Diagnosis(installed=dict(versions), lock_name=lock_name,
                           lock_file=str(lock_path) if pins else None, expected=expected)
     if not pins:
-        diagnosis.note = (f"no lock file at {lock_path} (justrl is not installed from a clone): "
-                          "only the known conflicts are checked")
+        diagnosis.note = (f"no lock file at {lock_path} (an install of justrl without its source "
+                          "tree has none): only the known conflicts are checked")
     else:
         diagnosis.differs_from_lock = [name for name in versions
                                        if not _same_version(versions[name], expected[name])]
