@@ -2,7 +2,7 @@
 vllm`` end to end, killed with SIGKILL and resumed, and the model judge through a vLLM engine.
 
 These run in the second environment, ``.venv-vllm`` (scripts/setup_vllm.sh; `.ci/run` runs them
-there as ``-m vllm``); elsewhere they are skipped. vLLM starts its engine in a child process, so
+there as ``-m vllm``); where vLLM is not installed they are deselected (tests/conftest.py). vLLM starts its engine in a child process, so
 every engine here is started by a script or command of its own (entry code under ``__main__``).
 On the CPU build, vLLM's ``gpu_memory_utilization`` is a share of the machine's memory, so the
 KV cache is given explicitly instead (``VLLM_CPU_KVCACHE_SPACE``, GiB).
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 PROBLEMS = 40

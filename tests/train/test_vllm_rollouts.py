@@ -6,7 +6,6 @@ Sleep/wake need CUDA: on a CPU :class:`~justrl.generate.colocate.ColocatedVLLM` 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,10 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed in this Python"),
-]
+pytestmark = [pytest.mark.vllm]  # deselected where vLLM is not installed (tests/conftest.py)
 
 
 def _driver(out: Path, *args: str) -> dict:

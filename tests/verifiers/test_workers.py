@@ -33,6 +33,7 @@ def test_a_worker_started_as_its_own_interpreter_serves_checks() -> None:
     assert not worker.alive()
 
 
+@pytest.mark.skip_ok
 @pytest.mark.skipif(not workers.CAN_FORK, reason="no fork on this platform")
 def test_a_worker_forked_by_the_zygote_serves_checks() -> None:
     zygote = workers.Zygote(workers.DEFAULT_MEMORY_LIMIT_MB)

@@ -3,10 +3,10 @@
 In: argv. Out: exit codes (0 done, 1 an alarm or a known conflict, 2 a user error in one line) and
 what the API writes. Imports: any wing; nothing imports the CLI.
 
-Each subcommand is a pair in one of four modules, ``add_<name>(sub)`` (its arguments) and
+Each subcommand is a pair in one of five modules, ``add_<name>(sub)`` (its arguments) and
 ``_cmd_<name>(args)`` (its handler): :mod:`~justrl.cli.training` (recipe, train, ablate, data),
 :mod:`~justrl.cli.evaluation` (eval, grade, compare), :mod:`~justrl.cli.watching` (plot, health,
-budget) and :mod:`~justrl.cli.sharing` (card). :func:`main` turns every
+budget), :mod:`~justrl.cli.sharing` (card) and :mod:`~justrl.cli.doctor` (doctor). :func:`main` turns every
 :class:`~justrl.errors.JustrlError` and every :class:`OSError` (a full or read-only disk, a file
 where a folder belongs) into one line on stderr naming the path, and exit code 2 (``--debug``
 shows the traceback).
@@ -20,7 +20,7 @@ import signal
 import sys
 
 from justrl import logs
-from justrl.cli import evaluation, sharing, training, watching
+from justrl.cli import doctor, evaluation, sharing, training, watching
 from justrl.cli.training import split_verl_overrides
 from justrl.errors import JustrlError
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_grade(sub)
     evaluation.add_compare(sub)
     sharing.add_card(sub)
+    doctor.add_doctor(sub)
     _add_output_flags(parser)
     return parser
 
