@@ -26,16 +26,21 @@ STRICT_SKIPS = os.environ.get("JUSTRL_STRICT_SKIPS", "") == "1"
 quietly), except tests marked ``skip_ok`` (a skip about the platform, not about the install)."""
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
+HAS_VERL_CPU = HAS_VLLM and all(importlib.util.find_spec(m) is not None for m in ("verl", "transfer_queue"))
+ENVIRONMENT_MARKERS = {"vllm": HAS_VLLM, "verl_cpu": HAS_VERL_CPU}
+"""Markers of tests that belong to another environment, and whether this one is it: ``vllm`` ->
+.venv-vllm (scripts/setup_vllm.sh), ``verl_cpu`` -> .venv-verl (scripts/setup_verl_cpu.sh)."""
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``vllm`` belong to .venv-vllm (scripts/setup_vllm.sh): where vLLM is not
-    installed they are deselected, not skipped."""
-    if HAS_VLLM:
-        return
-    deselected = [item for item in items if item.get_closest_marker("vllm") is not None]
+    """Tests of another environment (:data:`ENVIRONMENT_MARKERS`) are deselected here, not skipped."""
+    def elsewhere(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(m) is not None and not here for m, here in ENVIRONMENT_MARKERS.items())
+
+    deselected = [item for item in items if elsewhere(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item.get_closest_marker("vllm") is None]
+        items[:] = [item for item in items if not elsewhere(item)]
 
 
 @pytest.hookimpl(hookwrapper=True)

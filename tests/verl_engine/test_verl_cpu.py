@@ -1,7 +1,7 @@
 """verl 0.9.1 run for real on the CPU: ``justrl train --engine verl --recipe toy`` end to end.
 
 These run in the verl CPU environment, ``.venv-verl`` (scripts/setup_verl_cpu.sh; `.ci/run` runs
-them there as ``-m verl_cpu``), and are skipped wherever vLLM or verl's V1 trainer is missing. The
+them there as ``-m verl_cpu``), and are deselected wherever vLLM or verl's V1 trainer is missing. The
 run is justrl's own launch (its rendered overrides, the toy data exported by the launch script,
 the reward through ``justrl.verl_reward``), 4 steps with validation and two checkpoints; it takes
 a few minutes on 2 cores, bounded by the launch's watchdog and the test's timeout. One extra verl
@@ -18,9 +18,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
-pytest.importorskip("transfer_queue")
-pytest.importorskip("verl")
 pytestmark = [pytest.mark.verl_cpu, pytest.mark.slow]
 
 from justrl.dynamics import metrics as metrics_mod  # noqa: E402
