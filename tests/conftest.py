@@ -27,9 +27,15 @@ quietly), except tests marked ``skip_ok`` (a skip about the platform, not about 
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 HAS_VERL_CPU = HAS_VLLM and all(importlib.util.find_spec(m) is not None for m in ("verl", "transfer_queue"))
-ENVIRONMENT_MARKERS = {"vllm": HAS_VLLM, "verl_cpu": HAS_VERL_CPU}
+ENVIRONMENT_MARKERS = {
+    "vllm": HAS_VLLM,
+    "verl_cpu": HAS_VERL_CPU,
+    **{name: importlib.util.find_spec(name) is not None for name in ("mlflow", "trackio", "lm_eval")},
+}
 """Markers of tests that belong to another environment, and whether this one is it: ``vllm`` ->
-.venv-vllm (scripts/setup_vllm.sh), ``verl_cpu`` -> .venv-verl (scripts/setup_verl_cpu.sh)."""
+.venv-vllm (scripts/setup_vllm.sh), ``verl_cpu`` -> .venv-verl (scripts/setup_verl_cpu.sh);
+``mlflow``, ``trackio``, ``lm_eval``: an optional package that no locked environment holds (the
+sinks' extras, lm-eval), so those tests run only where a user installed it."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -103,6 +103,7 @@ def test_wandb_not_installed_is_a_warning_not_a_crash(tmp_path, monkeypatch, cap
                                                    f"{module}); skipping the {label} sink")
 
 
+@pytest.mark.mlflow
 def test_mlflow_sink_logs_to_a_local_store_and_a_resume_continues_the_same_run(tmp_path, monkeypatch) -> None:
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
@@ -127,6 +128,7 @@ def test_mlflow_sink_logs_to_a_local_store_and_a_resume_continues_the_same_run(t
     assert len(client.search_runs([run.info.experiment_id])) == 1  # one run, continued
 
 
+@pytest.mark.trackio
 def test_trackio_sink_logs_locally_and_a_resume_continues_the_same_run(tmp_path, monkeypatch) -> None:
     pytest.importorskip("trackio")
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))

@@ -305,6 +305,7 @@ def test_verdicts_beside_each_file_and_lm_eval_files_read_back(data_dir, tiny_mo
         assert d["arguments"]["gen_args_0"]["arg_1"]["temperature"] == 0.7
 
 
+@pytest.mark.lm_eval
 def test_lm_eval_reads_the_lm_eval_files_with_its_own_helpers(data_dir, tiny_model, tmp_path):
     """lm-evaluation-harness's own file helpers (and its results table, where pytablewriter is
     there) read what --format lm-eval wrote."""
