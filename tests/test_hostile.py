@@ -95,7 +95,10 @@ def test_a_second_signal_aborts_at_once_without_a_torn_checkpoint(recipe_file, t
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    # 143 from the second signal's StopSignal; or, where the first one's step and checkpoint were
+    # already done and the trainer had given the signals back their default action, death by
+    # SIGTERM (-15 here, 143 to a shell). Either way nothing below may be torn.
+    assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM), stderr
     assert "Traceback" not in stderr
     checkpoints = run_dir / "checkpoints"
     folders = list(checkpoints.iterdir()) if checkpoints.exists() else []

@@ -13,6 +13,7 @@ from justrl.errors import BackendUnavailable
 from justrl.verl_engine import imports, launcher, make_plan
 
 
+@pytest.mark.verl_cpu  # the verl extra's environment: verl, TransferQueue and vLLM (.venv-verl here)
 def test_the_rendered_paper_launch_imports_verls_trainer(tmp_path) -> None:
     recipe = R.load("justrl-deepseek-1.5b")
     plan = make_plan(recipe, tmp_path / "run", nnodes=4, gpus_per_node=8)
