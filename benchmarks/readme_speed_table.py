@@ -2,8 +2,8 @@
 
     python benchmarks/readme_speed_table.py [--only step_vs_trl ...] [--render]
 
-Each script runs in its own process; its ``ratio ...`` last line and the lines before it that carry
-figures are kept in ``benchmarks/speed_figures.json`` with the date, the machine's core count, its
+Each script runs in its own process, ``runs`` times in a row (``step_vs_trl``: 3, as its goal is
+stated); every run's ``ratio ...`` last line, and the lines of the last run that carry figures, are kept in ``benchmarks/speed_figures.json`` with the date, the machine's core count, its
 load average before and after, and the commit measured (``+dirty`` when ``src/`` had uncommitted
 changes). The table between the README's ``speed-table`` markers is then written from that file:
 a figure whose commit does not contain the last commit touching ``src/`` (or was measured on a
@@ -35,6 +35,8 @@ class Benchmark:
     goal: str
     figure_prefixes: tuple[str, ...]
     """Lines of its output (besides the ratio) that go into the table."""
+    runs: int = 1
+    """Runs in a row, each in a fresh process; the table shows every run's ratio."""
 
 
 BENCHMARKS = {
@@ -42,7 +44,8 @@ BENCHMARKS = {
         "benchmarks/step_vs_trl.py",
         "seconds per GRPO step, native engine vs TRL `GRPOTrainer` (same tiny model, prompts, 32 x 8 "
         "rollouts, 24 new tokens, 4 updates a step, beta 0, clip 0.2 / 0.28, token-mean), alternating in "
-        "one process", "<= 0.35", ("native:", "trl:", "native phases", "trl phases")),
+        "one process", "<= 0.35, three runs in a row",
+        ("native:", "trl:", "native phases", "trl phases", "native torch", "trl torch"), runs=3),
     "grading_throughput": Benchmark("benchmarks/grading_throughput.py",
                                     "responses/s, `justrl-eval` vs Math-Verify", ">= 4", ()),
     "eval_throughput": Benchmark("benchmarks/eval_throughput.py",
@@ -61,6 +64,8 @@ class Figure:
     load_after: list[float]
     commit: str
     dirty: bool
+    ratio_lines: list[str] | None = None
+    """Every run's last line (``ratio_line`` is the last run's)."""
 
 
 def git(*args: str) -> str:
@@ -71,16 +76,22 @@ def measure(name: str, bench: Benchmark) -> Figure:
     load_before = [round(x, 2) for x in os.getloadavg()]
     commit, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--", "src"))
     env = os.environ | {"PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run([sys.executable, str(ROOT / bench.script)], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
-    if run.returncode != 0:
-        raise SystemExit(f"{bench.script}: exit {run.returncode}: {(run.stderr.strip().splitlines() or [''])[-1]}")
-    lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
-    ratio = [line for line in lines if line.startswith("ratio ")]
-    if not ratio:
-        raise SystemExit(f"{bench.script}: printed no 'ratio ...' line")
+    ratios: list[str] = []
+    for k in range(bench.runs):
+        run = subprocess.run([sys.executable, str(ROOT / bench.script)], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"{bench.script}: exit {run.returncode}: "
+                             f"{(run.stderr.strip().splitlines() or [''])[-1]}")
+        lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
+        ratio = [line for line in lines if line.startswith("ratio ")]
+        if not ratio:
+            raise SystemExit(f"{bench.script}: printed no 'ratio ...' line")
+        ratios.append(ratio[-1])
+        if bench.runs > 1:
+            print(f"  run {k + 1} of {bench.runs}: {ratio[-1]}", flush=True)
     figures = [line for line in lines if line.startswith(bench.figure_prefixes)] if bench.figure_prefixes else []
-    return Figure(ratio_line=ratio[-1], figures=figures,
+    return Figure(ratio_line=ratios[-1], ratio_lines=ratios, figures=figures,
                   date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   cores=os.cpu_count() or 0, load_before=load_before,
                   load_after=[round(x, 2) for x in os.getloadavg()], commit=commit, dirty=dirty)
@@ -104,7 +115,10 @@ def table(records: dict[str, Figure]) -> str:
         if figure is None:
             rows.append(f"| `{bench.script}` | {bench.compares} | not measured yet | | {bench.goal} |")
             continue
-        shown = f"`{figure.ratio_line}`" + "".join(f"<br>{line}" for line in figure.figures)
+        ratios = figure.ratio_lines or [figure.ratio_line]
+        shown = (", ".join(f"`{line}`" for line in ratios)
+                 + (f" ({len(ratios)} runs in a row; figures of the last)" if len(ratios) > 1 else "")
+                 + "".join(f"<br>{line}" for line in figure.figures))
         stale = " **older than the code** (src/ changed since)" if older_than_code(figure) else ""
         when = (f"{figure.date}, commit {figure.commit[:7]}{'+dirty' if figure.dirty else ''}, "
                 f"{figure.cores} cores, load {' / '.join(map(str, figure.load_before))} before, "

@@ -9,7 +9,11 @@ which divides by the active tokens of the whole accumulated batch, here one upda
 
 A "step" is one generation round and its four updates: one native step, or four TRL optimizer
 steps (``steps_per_generation=4``). The two run in one process, alternating step by step (two
-threads passing a baton, never running at once), so that a busy machine slows both alike. The
+threads passing a baton, never running at once), so that a busy machine slows both alike. Each
+turn runs under its own engine's process-wide torch settings: the native engine turns on
+deterministic algorithms (for exact resume) and TRL does not, and the baton swaps them at each
+hand-over. (Before it did, TRL's turns ran under the native engine's settings; with PyTorch's
+NaN fill of new tensors, which the native engine then left on, TRL's step took 2.2x as long.) The
 first ``--warmup`` steps of each are not counted. Peak memory is measured in two short child
 processes, one per engine: the highest RSS while it builds and trains (and its growth over the
 process's size before), and ``max_memory_allocated`` on a GPU.
@@ -94,10 +98,30 @@ def trl_trainer(recipe: recipe_mod.Recipe, model_dir: Path, out_dir: str, callba
                        processing_class=tokenizer, callbacks=callbacks)
 
 
+TorchFlags = tuple[bool, bool, bool]
+
+
+def torch_flags() -> TorchFlags:
+    """The process-wide settings an engine may change: deterministic algorithms (and warn-only),
+    and the NaN fill of uninitialised memory that deterministic mode applies."""
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.utils.deterministic.fill_uninitialized_memory)
+
+
+def set_torch_flags(flags: TorchFlags) -> None:
+    torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+    torch.utils.deterministic.fill_uninitialized_memory = flags[2]
+
+
 class Baton:
-    """Two engines taking turns: ``hand_to(other)`` wakes the other and waits for the turn back."""
+    """Two engines taking turns: ``hand_to(other)`` wakes the other and waits for the turn back.
+
+    At each hand-over the giver's torch settings (:func:`torch_flags`) are kept and the taker's put
+    back, so neither engine runs under the other's."""
 
     def __init__(self) -> None:
+        self.flags: dict[str, TorchFlags] = {"native": torch_flags(), "trl": torch_flags()}
+        self.seen_flags: dict[str, set[TorchFlags]] = {"native": set(), "trl": set()}
         self.turn = {"native": threading.Semaphore(0), "trl": threading.Semaphore(0)}
         self.started: dict[str, float] = {}
         self.seconds: dict[str, list[float]] = {"native": [], "trl": []}
@@ -113,12 +137,15 @@ class Baton:
         self.started[me] = time.perf_counter()
 
     def finish_step(self, me: str) -> None:
+        self.seen_flags[me].add(torch_flags())
         if torch.cuda.is_available():
             torch.cuda.synchronize()
             self.peak[me] = max(self.peak[me], torch.cuda.max_memory_allocated())
         self.seconds[me].append(time.perf_counter() - self.started[me])
 
     def hand_to(self, other: str, me: str) -> None:
+        self.flags[me] = torch_flags()
+        set_torch_flags(self.flags[other])
         self.turn[other].release()
         if not self.done:
             self.wait(me)
@@ -170,7 +197,8 @@ def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]
         with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its final metrics
             trl.train()
         native.join()
-    return baton.seconds | {"peak_cuda": baton.peak, "phases": baton.phases}  # type: ignore[return-value]
+    return baton.seconds | {"peak_cuda": baton.peak, "phases": baton.phases,  # type: ignore[return-value]
+                            "flags": baton.seen_flags}
 
 
 def timed(method, seconds: dict[str, float], key: str):
@@ -193,6 +221,14 @@ def timed(method, seconds: dict[str, float], key: str):
 def phase_split(rows: list[dict[str, float]]) -> str:
     """``gen 0.120 | update 0.200 | ...``: the median of each phase over the counted steps."""
     return " | ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}" for k in rows[0]) if rows else "-"
+
+
+def describe_flags(seen: set[TorchFlags]) -> str:
+    """``deterministic on (NaN fill off)``, or every combination an engine's steps ended under."""
+    def one(flags: TorchFlags) -> str:
+        return (f"deterministic on{' (warn only)' if flags[1] else ''}, NaN fill {'on' if flags[2] else 'off'}"
+                if flags[0] else "deterministic off")
+    return "; ".join(sorted(one(f) for f in seen)) or "-"
 
 
 class RssSampler:
@@ -270,6 +306,7 @@ def main() -> None:
                   f"peak RSS {peaks[e]['peak_rss_mib']:.0f} MiB (+{peaks[e]['rss_growth_mib']:.0f} MiB to build and train)")
         print(f"{e:>6}: {per_step[e]:.3f} s/step (median; min {min(counted):.3f}, max {max(counted):.3f}); {memory}")
         print(f"{e:>6} phases (s, medians): {phase_split(seconds['phases'][e][args.warmup:])}")
+        print(f"{e:>6} torch settings: {describe_flags(seconds['flags'][e])}")
     print(f"machine: {os.cpu_count()} cores, load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"ratio native/trl: {per_step['native'] / per_step['trl']:.3f}")
 

@@ -128,3 +128,13 @@ def test_rollout_and_micro_batch_settings_are_checked() -> None:
     for bad in ({"rollout_backend": "sglang"}, {"micro_batch_tokens": -1}, {"vllm_gpu_memory_utilization": 0}):
         with pytest.raises(RecipeError, match=next(iter(bad))):
             load("toy", bad)
+
+
+def test_rollout_batch_rows_spend_the_kv_budget_at_full_context() -> None:
+    paper = R.load(None)
+    assert paper.rollout_batch_rows() == 64  # 2**20 tokens at 1k + 15k: the rows the trainer always used
+    toy = R.load("toy")
+    assert toy.rollout_batch_rows() == toy.prompts_per_step * toy.rollouts_per_prompt  # one batch a step
+    assert R.load(None, ["rollout_batch_tokens=1"]).rollout_batch_rows() == 1
+    with pytest.raises(R.RecipeError, match="rollout_batch_tokens must be > 0"):
+        R.load(None, ["rollout_batch_tokens=0"])

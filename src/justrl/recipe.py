@@ -183,6 +183,17 @@ class Recipe:
     or "auto" (hf-static on CUDA, hf on the CPU). Speed only: all return the sampler's log-probs."""
     vllm_gpu_memory_utilization: float = 0.3
     """rollout_backend=vllm: share of the GPU the engine may take while awake (training shares it)."""
+    rollout_batch_tokens: int = 1_048_576
+    """hf / hf-static rollouts: KV-cache budget of one generation batch, in rows x (max_prompt_tokens +
+    max_response_tokens) tokens (:meth:`rollout_batch_rows`): the paper's 16k context gets 64 rows, a
+    short task all of a step's rollouts in one batch. Speed and memory only: each row is seeded alone."""
+
+    def rollout_batch_rows(self) -> int:
+        """Rows of one hf / hf-static generation batch: as many as ``rollout_batch_tokens`` holds at
+        the full context (``max_prompt_tokens + max_response_tokens``), at least 1, at most a step's
+        rollouts (validation batches are sized to the same budget at their own length)."""
+        context = self.max_prompt_tokens + self.max_response_tokens
+        return max(1, min(self.prompts_per_step * self.rollouts_per_prompt, self.rollout_batch_tokens // context))
 
     def validate(self) -> None:
         """Refuse combinations that cannot run, naming the field."""
@@ -197,7 +208,8 @@ class Recipe:
                 f"mini_batch_prompts ({self.mini_batch_prompts})"
             )
         positive = ["prompts_per_step", "rollouts_per_prompt", "mini_batch_prompts",
-                    "micro_batch_sequences", "ppo_epochs", "max_response_tokens", "total_steps"]
+                    "micro_batch_sequences", "ppo_epochs", "max_response_tokens", "total_steps",
+                    "rollout_batch_tokens"]
         problems += [f"{n} must be > 0 (got {getattr(self, n)})" for n in positive if getattr(self, n) <= 0]
         if not 0 <= self.clip_low < 1:
             problems.append(f"clip_low must be in [0, 1) (got {self.clip_low})")

@@ -13,6 +13,7 @@ from justrl.generate.hf import (
     SamplingParams,
     left_pad,
     position_ids,
+    right_pad,
     sample,
 )
 from justrl.grpo import token_log_probs
@@ -117,3 +118,13 @@ def test_left_pad_and_positions() -> None:
     ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     assert position_ids(mask).tolist() == [[0, 1, 2], [0, 0, 0]]
+
+
+def test_left_and_right_pad_place_every_value_and_mask_it() -> None:
+    ids, mask = left_pad([[5, 6, 7], [], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 0], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 1]]
+    values, mask = right_pad([[0.5, -1.0], [2.0]], width=3, fill=9.0, dtype=torch.float32)
+    assert values.tolist() == [[0.5, -1.0, 9.0], [2.0, 9.0, 9.0]] and mask.tolist() == [[1, 1, 0], [1, 0, 0]]
+    with pytest.raises(ValueError, match="wider than 1"):
+        right_pad([[1, 2]], width=1, fill=0, dtype=torch.long)

@@ -347,15 +347,15 @@ def peak_memory_estimate(recipe: Recipe, shape: MemoryShape = QWEN2_1_5B_MEMORY,
                          logits_chunk_elements: int = 2**27) -> MemoryEstimate:
     """:class:`MemoryEstimate` of ``recipe`` on one GPU of ``device_gib`` (bfloat16 autocast).
 
-    ``rollout_rows``: rows of one hf-static batch (default the trainer's, ``max(64,
-    micro_batch_sequences)``); with ``rollout_backend=vllm`` the KV pool is
+    ``rollout_rows``: rows of one hf-static batch (default the trainer's,
+    :meth:`~justrl.recipe.Recipe.rollout_batch_rows`); with ``rollout_backend=vllm`` the KV pool is
     ``vllm_gpu_memory_utilization x device_gib`` instead (asleep, i.e. freed, during the update).
     Validation batches are sized to the same KV budget (:func:`justrl.train.backend.validation_batch_size`).
     ``logits_chunk_elements``: the trainer's ``LOGITS_CHUNK_ELEMENTS`` (``justrl.train.logprobs``;
     dynamics does not import train, a test keeps the two equal).
     """
     gib, p = 2.0**30, shape.params
-    rows = rollout_rows or max(64, recipe.micro_batch_sequences)
+    rows = rollout_rows or recipe.rollout_batch_rows()
     length = -(-(recipe.max_prompt_tokens + recipe.max_response_tokens) // length_bucket) * length_bucket
     kv_per_token = shape.n_layers * 2 * shape.kv_heads * shape.head_dim * 2  # K and V, bfloat16
     if recipe.rollout_backend == "vllm":

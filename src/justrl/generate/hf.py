@@ -140,20 +140,21 @@ class HFGenerator:
         positions = position_ids(attention)
         uniforms = row_uniforms(seeds, params.max_new_tokens, device)
         stop = torch.tensor(sorted(self.stop_token_ids), device=device)
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        logprobs: list[list[float]] = [[] for _ in range(n)]
-        finish = ["length"] * n
+        steps = max(params.max_new_tokens, 1)
+        token_table = torch.zeros((n, steps), dtype=torch.long, device=device)
+        logprob_table = torch.zeros((n, steps), dtype=torch.float32, device=device)
+        lengths = torch.zeros(n, dtype=torch.long, device=device)
+        stopped_rows = torch.zeros(n, dtype=torch.bool, device=device)
         active = torch.arange(n, device=device)  # batch row -> original index
 
         logits, cache = self._forward(input_ids, attention, positions, cache=None)
         for step in range(params.max_new_tokens):
             token, token_logprob = sample(logits, uniforms[:, step], params.temperature, params.top_p)
-            for index, tok, lp in zip(active.tolist(), token.tolist(), token_logprob.tolist()):
-                tokens[index].append(tok)
-                logprobs[index].append(lp)
+            token_table[active, step] = token
+            logprob_table[active, step] = token_logprob.float()
+            lengths[active] = step + 1
             stopped = torch.isin(token, stop)
-            for index in active[stopped].tolist():
-                finish[index] = "stop"
+            stopped_rows[active[stopped]] = True
             if step == params.max_new_tokens - 1 or bool(stopped.all()):
                 break
             if bool(stopped.any()):
@@ -165,6 +166,10 @@ class HFGenerator:
             positions = positions[:, -1:] + 1
             logits, cache = self._forward(token.unsqueeze(-1), attention, positions, cache)
 
+        counts = lengths.tolist()
+        tokens = [row[:k] for row, k in zip(token_table.tolist(), counts)]
+        logprobs = [row[:k] for row, k in zip(logprob_table.tolist(), counts)]
+        finish = ["stop" if s else "length" for s in stopped_rows.tolist()]
         return completions(self.tokenizer, tokens, logprobs, finish)
 
     def _forward(self, input_ids, attention, positions, cache):
@@ -215,14 +220,26 @@ def stop_token_ids(model, tokenizer) -> set[int]:
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)``, both ``(B, max_len)``, real tokens flush right."""
-    width = max(len(s) for s in sequences)
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    width = int(lengths.max())
+    attention = (torch.arange(width) >= width - lengths.unsqueeze(1)).long()
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        if len(seq):
-            input_ids[i, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
-            attention[i, width - len(seq):] = 1
+    # the real positions, row by row, left to right: the order of the concatenated sequences
+    input_ids[attention.bool()] = torch.tensor([t for s in sequences for t in s], dtype=torch.long)
     return input_ids.to(device), attention.to(device)
+
+
+def right_pad(rows: Sequence[Sequence[int | float]], width: int, fill: int | float, dtype: torch.dtype
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, mask)``, both ``(B, width)``: each row's values flush left, ``fill`` after them;
+    ``mask`` (long) is 1 on the values. Rows longer than ``width`` are refused."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    if len(rows) and int(lengths.max()) > width:
+        raise ValueError(f"a row of {int(lengths.max())} values is wider than {width}")
+    mask = (torch.arange(width) < lengths.unsqueeze(1)).long()
+    values = torch.full((len(rows), width), fill, dtype=dtype)
+    values[mask.bool()] = torch.tensor([v for r in rows for v in r], dtype=dtype)
+    return values, mask
 
 
 def position_ids(attention: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ def make_rollout_generator(recipe: Recipe, model, tokenizer, model_path: str | P
             max_model_len=recipe.max_prompt_tokens + max(recipe.max_response_tokens, recipe.val_max_tokens),
             gpu_memory_utilization=recipe.vllm_gpu_memory_utilization, seed=recipe.seed)
     return make_hf_generator(model, tokenizer, recipe.rollout_backend,
-                             batch_size=max(64, recipe.micro_batch_sequences), autocast_dtype=autocast_dtype)
+                             batch_size=recipe.rollout_batch_rows(), autocast_dtype=autocast_dtype)
 
 
 def validation_batch_size(recipe: Recipe, batch_size: int) -> int:

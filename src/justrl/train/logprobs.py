@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from justrl import grpo
-from justrl.generate.hf import left_pad, position_ids
+from justrl.generate.hf import left_pad, position_ids, right_pad
 from justrl.recipe import Recipe
 from justrl.train import micro_batches
 from justrl.train.rollouts import Rollouts
@@ -42,12 +42,7 @@ def pack(rollouts: Rollouts, rows: Sequence[int], pad_id: int, device: torch.dev
     """The rollouts ``rows`` as one batch on ``device`` (responses as wide as the longest of them)."""
     prompt, prompt_mask = left_pad([rollouts.prompt_ids[i] for i in rows], pad_id)
     width = max(1, max(len(rollouts.response_ids[i]) for i in rows))
-    responses = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, i in enumerate(rows):
-        ids = rollouts.response_ids[i]
-        responses[k, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[k, :len(ids)] = 1
+    responses, mask = right_pad([rollouts.response_ids[i] for i in rows], width, pad_id, torch.long)
     attention = torch.cat([prompt_mask, mask], dim=1)
     return Packed(
         input_ids=torch.cat([prompt, responses], dim=1).to(device),
@@ -137,8 +132,8 @@ def policy_log_probs(model, rollouts: Rollouts, recipe: Recipe, device: torch.de
 def padded(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:
     """Ragged rows (the sampler's log-probs) as a zero-padded ``shape`` tensor."""
     out = torch.zeros(shape)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.float32)
+    values, _ = right_pad(rows, shape[1], 0.0, torch.float32)
+    out[:len(rows)] = values
     return out
 
 

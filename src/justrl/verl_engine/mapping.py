@@ -231,6 +231,8 @@ MAPPING: dict[str, Route] = {
     "rollout_backend": not_in_verl("native engine only: verl always samples with its own vLLM engines"),
     "vllm_gpu_memory_utilization": not_in_verl("native engine only (rollout_backend=vllm); the verl launch "
                                                "sets rollout.gpu_memory_utilization as an engine setting"),
+    "rollout_batch_tokens": not_in_verl("native engine only (hf / hf-static rollouts); verl's vLLM engines "
+                                        "schedule their own batches"),
     "gradient_checkpointing": not_in_verl("memory only; the verl launch always recomputes activations "
                                           "(actor_rollout_ref.model.enable_gradient_checkpointing, an "
                                           "engine setting, as in the release)"),
