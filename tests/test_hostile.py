@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -391,3 +393,157 @@ def test_plot_onto_an_existing_folder_is_refused_not_written_beside_it(tmp_path)
     target.mkdir()
     assert_one_line_error(run_cli("plot", run, "-o", target, cwd=tmp_path), "is a folder")
     assert not (tmp_path / "figures.png").exists()
+
+
+# --- 6. what a SIGKILLed writer left aside is deleted at the next start ---------------------------
+
+
+def killed_writer_leftover(target: Path, folder: bool = False) -> Path:
+    """What a writer killed by SIGKILL between writing aside and renaming leaves: a child process
+    starts :func:`justrl.io.atomic_write_text` (or stages a checkpoint folder) and is SIGKILLed at
+    the fsync that comes before the rename. Returns the leftover (named with the dead child's pid)."""
+    stage = ("p = io.staging_path(sys.argv[1]); p.mkdir(); (p / 'model.safetensors').write_bytes(b'half'); "
+             "os.fsync(0)" if folder else "io.atomic_write_text(sys.argv[1], 'half a file')")
+    code = ("import os, signal, sys\nfrom justrl import io\n"
+            "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n" + stage)
+    child = subprocess.Popen([sys.executable, "-c", code, str(target)], env=ENV)
+    assert child.wait(timeout=120) == -signal.SIGKILL
+    leftover = (target.with_name(f".tmp-{target.name}-{child.pid}") if folder
+                else target.with_name(f".{target.name}.{child.pid}.tmp"))
+    assert leftover.exists() and not target.exists()
+    return leftover
+
+
+def test_a_killed_writers_leftovers_in_a_run_folder_are_deleted_when_training_starts(recipe_file,
+                                                                                  tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    leftovers = [killed_writer_leftover(run_dir / "recipe.yaml"),
+                 killed_writer_leftover(run_dir / "checkpoints" / "step_3", folder=True)]
+    live = run_dir / f".notes.txt.{os.getpid()}.tmp"  # a live writer's: never touched
+    live.write_text("being written")
+    result = run_cli("train", "--recipe", recipe_file, "--run-dir", run_dir, "total_steps=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not any(p.exists() for p in leftovers) and live.exists()
+    assert "left by a writer that was killed" in (run_dir / "train.log").read_text()
+
+
+def test_a_killed_grades_leftover_is_deleted_by_the_next_grade(tmp_path) -> None:
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "aime24_t0.7_p0.9_n1-MNT8.jsonl").write_text("".join(
+        json.dumps({"example_id": i, "prompt": "p", "answer": "1", "seed": 0, "response": "\\boxed{1}"}) + "\n"
+        for i in range(3)))
+    leftover = killed_writer_leftover(folder / "grading_results.json")
+    foreign = folder / ".other.123.tmp"  # not a name grade writes: not its to delete
+    foreign.write_text("someone else's")
+    assert run_cli("grade", folder, cwd=tmp_path).returncode == 0
+    assert not leftover.exists() and foreign.exists() and (folder / "grading_results.json").is_file()
+
+
+# --- 7. a full disk and a read-only one, for real (a tmpfs in a private mount namespace) ----------
+
+
+def in_small_disk(tmp_path: Path, size: str, command: str, read_only_after: str | None = None
+                  ) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (a shell line; ``DISK`` in it is the mount point) with a ``size`` tmpfs
+    mounted at ``tmp_path/disk`` in a private user and mount namespace (``unshare -rm``), so no
+    privilege is needed and nothing outside sees it; ``read_only_after``: a shell line run on the
+    fresh disk before it is remounted read-only."""
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no unprivileged mount namespace here (unshare -rm): the platform, not the install")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    steps = [f"mount -t tmpfs -o size={size} none {disk}"]
+    if read_only_after is not None:
+        steps += [read_only_after.replace("DISK", str(disk)), f"mount -o remount,ro {disk}"]
+    script = " && ".join([*steps, "exec " + command.replace("DISK", str(disk))])
+    return subprocess.run([unshare, "-rm", "sh", "-c", script], cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _cli_line(*args: object) -> str:
+    return " ".join(shlex.quote(str(a)) for a in [*CLI, *args])
+
+
+@pytest.mark.skip_ok
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_staging_folder(recipe_file, tmp_path) -> None:
+    result = in_small_disk(tmp_path, "160k", _cli_line("train", "--recipe", recipe_file, "--run-dir", "DISK/run",
+                                                       "total_steps=1"))
+    assert_one_line_error(result, "No space left on device", str(tmp_path / "disk" / "run"))
+    assert "inline_container" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skip_ok
+def test_a_read_only_disk_is_one_line_naming_the_path(recipe_file, tmp_path) -> None:
+    source = _problems_file(tmp_path / "p.jsonl")
+    export = in_small_disk(tmp_path, "1m", _cli_line("data", "export", source, "--out", "DISK/out/e.parquet"),
+                           read_only_after="mkdir DISK/out")
+    assert_one_line_error(export, "Read-only file system", str(tmp_path / "disk" / "out"))
+    shutil.rmtree(tmp_path / "disk")
+    train = in_small_disk(tmp_path, "1m", _cli_line("train", "--recipe", recipe_file, "--run-dir", "DISK/run"),
+                          read_only_after="true")
+    assert_one_line_error(train, "Read-only file system", str(tmp_path / "disk" / "run"))
+
+
+# --- 5 (continued). the card and compare's report refuse stale grades too -------------------------
+
+
+def _graded_eval_folder(folder: Path, right: bool) -> Path:
+    folder.mkdir()
+    (folder / "aime24_t0.7_p0.9_n1-MNT8.jsonl").write_text("".join(
+        json.dumps({"example_id": i, "prompt": "p", "answer": "1", "seed": 0,
+                    "response": "\\boxed{1}" if right else "\\boxed{2}"}) + "\n" for i in range(3)))
+    assert run_cli("grade", folder, cwd=folder.parent).returncode == 0
+    (folder / "summary.json").write_text(json.dumps({"benchmarks": []}))  # as eval writes it, in short
+    return folder
+
+
+def test_card_and_compare_report_refuse_an_evaluation_graded_before_its_files_changed(tiny_model,
+                                                                                       tmp_path) -> None:
+    base, new = _graded_eval_folder(tmp_path / "a", right=False), _graded_eval_folder(tmp_path / "b", right=False)
+    (new / "aime24_t0.7_p0.9_n1-MNT8.jsonl").write_text("".join(  # new samples, old grades
+        json.dumps({"example_id": i, "prompt": "p", "answer": "1", "seed": 0, "response": "\\boxed{1}"}) + "\n"
+        for i in range(3)))
+    model = tmp_path / "policy"
+    shutil.copytree(tiny_model, model)
+    assert_one_line_error(run_cli("card", model, "--eval", new, cwd=tmp_path), "stale", "aime24")
+    assert not (model / "README.md").exists()
+    assert run_cli("card", model, "--eval", base, cwd=tmp_path).returncode == 0
+    assert_one_line_error(run_cli("compare", base, new, "-o", tmp_path / "report", cwd=tmp_path), "stale")
+    assert not list(tmp_path.glob("report*"))
+
+
+# --- 1 (continued). outside training's loop SIGTERM interrupts any command as Ctrl-C does ------------
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``signum`` (``SigCgt`` in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) >> (signum - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_sigterm_during_a_command_is_one_line_and_the_signals_exit_code(tmp_path) -> None:
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "aime24_t0.7_p0.9_n8-MNT8.jsonl").write_text("".join(
+        json.dumps({"example_id": i, "prompt": "p", "answer": str(i), "seed": s,
+                    "response": f"so the sum is \\boxed{{{i + s}}}"}) + "\n" for i in range(5000) for s in range(8)))
+    proc = subprocess.Popen([*CLI, "grade", folder], cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _catches(proc.pid, signal.SIGTERM):  # the command has begun (its handler is in)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "justrl grade: interrupted (SIGTERM)"
+    assert _leftovers(folder) == []

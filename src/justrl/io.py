@@ -2,6 +2,8 @@
 
 - :func:`atomic_write_text` / :func:`atomic_write_json`: a temporary file in the same folder,
   flushed to disk, then renamed over the target; a reader sees the old file or the new one.
+- :func:`sweep_staging`: what a killed writer left aside (named with its pid) deleted at the next
+  start, once that pid is gone.
 - :func:`publish_folder`: a folder written aside is put in place of the target in one step; where
   the target exists the two are exchanged atomically (Linux ``renameat2(RENAME_EXCHANGE)``), so
   there is no moment at which neither exists.
@@ -23,6 +25,7 @@ import ctypes.util
 import json
 import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -43,10 +46,17 @@ def fsync_path(path: str | Path) -> None:
             os.close(fd)
 
 
+def staging_file(path: str | Path) -> Path:
+    """The sibling a file is written into before it is renamed over ``path``: ``.NAME.PID.tmp``
+    (the writer's pid, so :func:`sweep_staging` can tell a dead writer's leftover from a live one's)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` so that a crash leaves either the old file or the new one."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = staging_file(path)
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -162,6 +172,53 @@ def publish_folder(staged: str | Path, target: str | Path) -> Path:
         shutil.rmtree(aside, ignore_errors=True)
     fsync_path(target.parent)
     return target
+
+
+STAGING_NAMES = (re.compile(r"^\.(.+)\.(\d+)\.tmp$"), re.compile(r"^\.tmp-(.+)-(\d+)$"),
+                 re.compile(r"^\.(.+)\.old\.(\d+)$"))
+"""Names of what :func:`staging_file`, :func:`staging_path` and :func:`publish_folder` write aside,
+each ending in the writer's pid."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (this one included; one we may not signal counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0
+    return True
+
+
+def sweep_staging(folder: str | Path, depth: int = 2, only: str | None = None) -> list[Path]:
+    """Delete what killed writers left aside in ``folder`` and its subfolders (``depth`` levels):
+    staging files and folders whose writer's pid is no longer alive (``only``: those of that target
+    name alone, for a folder justrl does not own). A SIGKILL (or a machine that went down) between
+    writing aside and renaming leaves them; the target itself was never touched. Returns what was
+    deleted; entries it cannot delete are left."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = next((m for m in (n.match(entry.name) for n in STAGING_NAMES) if m), None)
+        if match and (only is None or match.group(1) == only) and not pid_alive(int(match.group(2))):
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError:
+                continue
+            removed.append(entry)
+        elif depth > 0 and entry.is_dir() and not entry.is_symlink():
+            removed += sweep_staging(entry, depth - 1, only)
+    return removed
 
 
 def staging_path(target: str | Path) -> Path:

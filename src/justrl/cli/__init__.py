@@ -15,14 +15,16 @@ shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import sys
+from collections.abc import Iterator
 
 from justrl import logs
 from justrl.cli import doctor, evaluation, sharing, training, watching
 from justrl.cli.training import split_verl_overrides
-from justrl.errors import JustrlError
+from justrl.errors import JustrlError, StopSignal
 
 __all__ = ["build_parser", "main", "split_verl_overrides"]
 
@@ -93,6 +95,35 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     return args
 
 
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""What SLURM, Kubernetes, ``docker stop`` and a closed terminal send; the CLI takes them as Ctrl-C."""
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP interrupt it as Ctrl-C does (a
+    :class:`~justrl.errors.StopSignal` naming the signal; exit ``128 + signum`` with one line), so
+    that ``finally`` blocks run and nothing is left half-written, instead of the process dying
+    where it stands. Training installs its own handlers for its loop (the first signal finishes
+    the step and checkpoints) and gives these back after it, so a second signal that arrives once
+    the checkpoint is written still ends the command this way. Restored on exit; a no-op outside
+    the main thread."""
+
+    def interrupt(signum, frame):
+        raise StopSignal(signum)
+
+    try:
+        previous = {signum: signal.signal(signum, interrupt) for signum in TERMINATING_SIGNALS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
@@ -101,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.setup(-1 if args.quiet else 1 if args.verbose else 0)
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_interrupt():
+            return int(args.func(args) or 0)
     except JustrlError as exc:
         if args.debug:
             raise

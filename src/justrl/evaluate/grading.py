@@ -24,7 +24,7 @@ from typing import Any
 
 from justrl import logs, verifiers
 from justrl.errors import EvalError
-from justrl.io import atomic_write_json, atomic_write_text
+from justrl.io import atomic_write_json, atomic_write_text, sweep_staging
 from justrl.verifiers import Judge, Verdict
 
 log = logs.get(__name__)
@@ -393,6 +393,7 @@ def grade_dir(
         "malformed_lines": [str(m) for gen in files for m in gen.malformed],
     }
     if write:
+        sweep_staging(folder, depth=0, only=RESULTS_FILE)  # what a killed grade left aside
         atomic_write_json(folder / RESULTS_FILE, report, indent=2)
     return report
 
@@ -413,7 +414,9 @@ def write_verdicts(gen: GenerationFile, verdicts: Sequence[Verdict], judged: Seq
         }, ensure_ascii=False) + "\n"
         for s, v, j in zip(gen.samples, verdicts, judged)
     ]
-    return atomic_write_text(verdicts_path(gen.path), "".join(lines))
+    target = verdicts_path(gen.path)
+    sweep_staging(target.parent, depth=0, only=target.name)
+    return atomic_write_text(target, "".join(lines))
 
 
 def read_verdicts(generation_file: str | Path) -> list[dict[str, Any]]:

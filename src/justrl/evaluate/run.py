@@ -28,7 +28,7 @@ from justrl.evaluate.samples import SampleFile, check_resumable, read_record
 from justrl.evaluate.scores import Summary, score_benchmark, summarize
 from justrl.generate import model_files
 from justrl.generate.context_window import Budget, check_budget, model_context
-from justrl.io import FolderLock, atomic_write_json, refuse_run_folder
+from justrl.io import FolderLock, atomic_write_json, refuse_run_folder, sweep_staging
 
 log = logs.get(__name__)
 
@@ -60,6 +60,8 @@ def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] |
     out_dir = config.out_dir()
     refuse_run_folder(out_dir)
     with FolderLock(out_dir, "evaluation"):  # one writer per folder, for the whole run
+        for leftover in sweep_staging(out_dir):
+            log.info("deleted %s, left by a writer that was killed", leftover)
         return _run_locked(config, out_dir, console, backend)
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from justrl import logs
 from justrl.errors import EvalError, JustrlError
-from justrl.io import FolderLock, atomic_write_text, publish_folder, staging_path
+from justrl.io import FolderLock, atomic_write_text, publish_folder, staging_path, sweep_staging
 
 WATCH_DIR = "eval_watch"
 TABLE_FILE = "curve.jsonl"
@@ -291,6 +291,8 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
     out_dir = Path(config.out) if config.out else run_dir / WATCH_DIR
     lock = FolderLock(out_dir, "eval --watch").acquire()
     try:
+        for leftover in sweep_staging(out_dir):
+            log.info("deleted %s, left by a writer that was killed", leftover)
         table, figure = out_dir / TABLE_FILE, out_dir / FIGURE_FILE
         base_ckpt = Checkpoint(0, Path(_base_model(recipe.model)), "base") if base else None
         scored: list[int] = []

@@ -58,7 +58,27 @@ def find_sources(model_dir: str | Path, eval_dir: str | Path | None = None) -> C
             raise DataError(f"{summary}: not valid JSON ({exc})") from None
         if not isinstance(evaluation, dict) or not isinstance(evaluation.get("benchmarks"), list):
             raise DataError(f"{summary}: no 'benchmarks' list; give a folder justrl eval wrote")
+        refuse_stale(Path(eval_dir))
     return CardSources(folder, recipe, run_dir, evaluation)
+
+
+def refuse_stale(eval_dir: Path) -> None:
+    """Refuse an evaluation folder whose generation files changed after they were graded (the
+    summary's scores would not be theirs): the staleness record of ``grading_results.json``."""
+    from justrl.evaluate import grading
+
+    results_path = eval_dir / grading.RESULTS_FILE
+    if not results_path.is_file():
+        return
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{results_path}: not valid JSON ({exc})") from None
+    stale = grading.stale_file(eval_dir, results) if isinstance(results, dict) else None
+    if stale is not None:
+        raise DataError(f"{results_path} is stale: {stale}; its summary.json would put scores on the card "
+                        f"that are not the files' (rerun `justrl eval` with the same --out, or "
+                        f"`justrl grade {eval_dir}` and then eval)")
 
 
 def eval_results(evaluation: dict[str, Any], model_name: str) -> list[Any]:

@@ -127,6 +127,8 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
     autocast_dtype = pick_autocast(recipe.dtype, device)
     with runs.run_log(run_dir, console), deterministic_on_cpu(device):
         log.info("run directory %s (recipe %s%s)", run_dir, recipe.name, ", resuming" if resume else "")
+        for leftover in io.sweep_staging(run_dir):  # a killed writer's, written aside and never renamed
+            log.info("deleted %s, left by a writer that was killed", leftover)
         if checkpoint is not None:  # the newest that loads, told in train.log when one is skipped
             checkpoint = runs.resumable_checkpoint(run_dir)
         seed_everything(recipe.seed)
@@ -157,7 +159,8 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
         from transformers import get_constant_schedule_with_warmup
 
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.adam_betas,
-                                      weight_decay=recipe.weight_decay)
+                                      weight_decay=recipe.weight_decay,
+                                      fused=device.type in ("cpu", "cuda"))  # one kernel a step, not one per tensor
         schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=recipe.warmup_steps)
 
         # --- state: fresh, or restored from the checkpoint ----------------------------------------

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from justrl import io
 from justrl.data import problems as problems_mod
 from justrl.data import release_data, toy
 from justrl.data.problems import Problem
@@ -154,7 +155,8 @@ def export_verl(problems: list[Problem], out: str | Path, *, suffix: str = PROMP
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([verl_row(p, suffix, split, prompt_format) for p in problems], schema=_schema())
-    tmp = path.with_name(path.name + ".tmp")
+    io.sweep_staging(path.parent, depth=0, only=path.name)  # what a killed export of it left
+    tmp = io.staging_file(path)
     try:
         pq.write_table(table, tmp)
         tmp.replace(path)
