@@ -47,7 +47,7 @@ BENCHMARKS = {
         "one process", "<= 0.35, three runs in a row",
         ("native:", "trl:", "native phases", "trl phases", "native torch", "trl torch"), runs=3),
     "grading_throughput": Benchmark("benchmarks/grading_throughput.py",
-                                    "responses/s, `justrl-eval` vs Math-Verify", ">= 4", ()),
+                                    "responses/s, `justrl-eval` vs Math-Verify", ">= 8", ()),
     "eval_throughput": Benchmark("benchmarks/eval_throughput.py",
                                  "generated tokens/s, `justrl eval --backend hf` vs a plain `model.generate` loop",
                                  ">= 1.0", ()),
@@ -118,7 +118,7 @@ def table(records: dict[str, Figure]) -> str:
         ratios = figure.ratio_lines or [figure.ratio_line]
         shown = (", ".join(f"`{line}`" for line in ratios)
                  + (f" ({len(ratios)} runs in a row; figures of the last)" if len(ratios) > 1 else "")
-                 + "".join(f"<br>{line}" for line in figure.figures))
+                 + "".join(f"<br>{line}" for line in figure.figures)).replace("|", "\\|")  # a cell's pipes
         stale = " **older than the code** (src/ changed since)" if older_than_code(figure) else ""
         when = (f"{figure.date}, commit {figure.commit[:7]}{'+dirty' if figure.dirty else ''}, "
                 f"{figure.cores} cores, load {' / '.join(map(str, figure.load_before))} before, "
