@@ -31,7 +31,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from justrl import logs
 from justrl.errors import ConfigError, FolderInUseError
+
+log = logs.get(__name__)
 
 LOCK_FILE = ".lock"
 
@@ -197,8 +200,8 @@ def sweep_staging(folder: str | Path, depth: int = 2, only: str | None = None) -
     """Delete what killed writers left aside in ``folder`` and its subfolders (``depth`` levels):
     staging files and folders whose writer's pid is no longer alive (``only``: those of that target
     name alone, for a folder justrl does not own). A SIGKILL (or a machine that went down) between
-    writing aside and renaming leaves them; the target itself was never touched. Returns what was
-    deleted; entries it cannot delete are left."""
+    writing aside and renaming leaves them; the target itself was never touched. Each deletion is
+    logged; returns what was deleted; entries it cannot delete are left."""
     folder = Path(folder)
     removed: list[Path] = []
     try:
@@ -215,6 +218,7 @@ def sweep_staging(folder: str | Path, depth: int = 2, only: str | None = None) -
                     entry.unlink()
             except OSError:
                 continue
+            log.info("deleted %s, left by a writer that was killed", entry)
             removed.append(entry)
         elif depth > 0 and entry.is_dir() and not entry.is_symlink():
             removed += sweep_staging(entry, depth - 1, only)

@@ -60,8 +60,7 @@ def run(config: EvalConfig, *, console: Any = None, backend: Callable[[], Any] |
     out_dir = config.out_dir()
     refuse_run_folder(out_dir)
     with FolderLock(out_dir, "evaluation"):  # one writer per folder, for the whole run
-        for leftover in sweep_staging(out_dir):
-            log.info("deleted %s, left by a writer that was killed", leftover)
+        sweep_staging(out_dir)  # what a killed writer wrote aside and never renamed (logged)
         return _run_locked(config, out_dir, console, backend)
 
 

@@ -291,8 +291,7 @@ def watch_run(run_dir: str | Path, config: Any, *, every: int = 1, base: bool = 
     out_dir = Path(config.out) if config.out else run_dir / WATCH_DIR
     lock = FolderLock(out_dir, "eval --watch").acquire()
     try:
-        for leftover in sweep_staging(out_dir):
-            log.info("deleted %s, left by a writer that was killed", leftover)
+        sweep_staging(out_dir)  # what a killed writer wrote aside and never renamed (logged)
         table, figure = out_dir / TABLE_FILE, out_dir / FIGURE_FILE
         base_ckpt = Checkpoint(0, Path(_base_model(recipe.model)), "base") if base else None
         scored: list[int] = []

@@ -131,10 +131,7 @@ def policy_log_probs(model, rollouts: Rollouts, recipe: Recipe, device: torch.de
 
 def padded(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:
     """Ragged rows (the sampler's log-probs) as a zero-padded ``shape`` tensor."""
-    out = torch.zeros(shape)
-    values, _ = right_pad(rows, shape[1], 0.0, torch.float32)
-    out[:len(rows)] = values
-    return out
+    return right_pad(rows, shape[1], 0.0, torch.float32)[0]
 
 
 def response_mask(rollouts: Rollouts, shape: torch.Size) -> torch.Tensor:

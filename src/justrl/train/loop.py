@@ -127,8 +127,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
     autocast_dtype = pick_autocast(recipe.dtype, device)
     with runs.run_log(run_dir, console), deterministic_on_cpu(device):
         log.info("run directory %s (recipe %s%s)", run_dir, recipe.name, ", resuming" if resume else "")
-        for leftover in io.sweep_staging(run_dir):  # a killed writer's, written aside and never renamed
-            log.info("deleted %s, left by a writer that was killed", leftover)
+        io.sweep_staging(run_dir)  # what a killed writer wrote aside and never renamed (logged)
         if checkpoint is not None:  # the newest that loads, told in train.log when one is skipped
             checkpoint = runs.resumable_checkpoint(run_dir)
         seed_everything(recipe.seed)
