@@ -389,8 +389,11 @@ def long_pass(suite: Suite) -> None:
     def packed(tokens: int, seed: int):
         ids = torch.tensor(suite.random_prompts(seed, tokens)[0], device=suite.device).unsqueeze(0)
         ones = torch.ones_like(ids)
-        return packed_type(input_ids=ids, attention_mask=ones, position_ids=torch.arange(tokens, device=suite.device)[None],
-                           responses=ids[:, 1:], response_mask=ones[:, 1:])
+        positions = torch.arange(tokens, device=suite.device)[None]
+        fields = {"input_ids": ids, "attention_mask": ones, "position_ids": positions,
+                  "responses": ids[:, 1:], "response_mask": ones[:, 1:],
+                  "predictors": positions[:, :-1]}  # each token predicted from the one before it
+        return packed_type(**{k: v for k, v in fields.items() if k in packed_type.__dataclass_fields__})
 
     def micro_batches(count: int, tokens: int) -> None:
         for seq in range(count):

@@ -187,6 +187,11 @@ class Recipe:
     """hf / hf-static rollouts: KV-cache budget of one generation batch, in rows x (max_prompt_tokens +
     max_response_tokens) tokens (:meth:`rollout_batch_rows`): the paper's 16k context gets 64 rows, a
     short task all of a step's rollouts in one batch. Speed and memory only: each row is seeded alone."""
+    share_prompts: bool = True
+    """Native update and old log-probs: a micro-batch's rollouts of one prompt read it once, as one row
+    ``[prompt | response 1 | response 2 | ...]`` under a mask that keeps the responses apart, where
+    that has fewer tokens than padding (short responses); otherwise, or with flash attention, padded
+    rows. Speed only: the same log-probs and gradient (to rounding)."""
 
     def rollout_batch_rows(self) -> int:
         """Rows of one hf / hf-static generation batch: as many as ``rollout_batch_tokens`` holds at

@@ -46,6 +46,28 @@ def test_result_of_a_prompt_and_seed_does_not_depend_on_the_batch(policy) -> Non
     assert other_seed.token_ids != together[0].token_ids
 
 
+def test_a_prompt_given_to_several_rows_is_read_once_and_sampled_as_if_alone(policy) -> None:
+    model, tokenizer = policy
+    prompts = _prompts(tokenizer)[:2]
+    repeated = [prompts[0]] * 3 + [prompts[1]] * 2 + [prompts[0]]  # one prompt's rows need not be together
+    seeds = [5, 6, 7, 8, 9, 10]
+    params = SamplingParams(temperature=1.0, max_new_tokens=12)
+    prefill_rows = []
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: prefill_rows.append(kwargs["input_ids"].shape) if kwargs["input_ids"].shape[1] > 1
+        else None, with_kwargs=True)
+    try:
+        together = HFGenerator(model, tokenizer).generate(repeated, params, seeds=seeds)
+    finally:
+        hook.remove()
+    assert [shape[0] for shape in prefill_rows] == [2]  # the two distinct prompts, once each
+    for prompt, seed, got in zip(repeated, seeds, together):
+        alone = HFGenerator(model, tokenizer).generate([prompt], params, seeds=[seed])[0]
+        assert got.token_ids == alone.token_ids and got.text == alone.text
+        assert got.logprobs == pytest.approx(alone.logprobs, abs=1e-5)
+    assert len({tuple(c.token_ids) for c in together[:3]}) > 1  # the rows of one prompt drew their own samples
+
+
 def test_sampler_log_probs_match_a_left_padded_full_forward(policy) -> None:
     """The KV-cache decode and one full forward over [left-padded prompt | response] agree."""
     model, tokenizer = policy

@@ -66,6 +66,37 @@ def test_micro_batching_does_not_change_the_gradient(tiny_recipe, toy_rollouts) 
     assert any(g.abs().sum() > 0 for g in whole.applied[0])
 
 
+def test_first_update_takes_its_old_log_probs_from_its_own_forward_pass(tiny_recipe, toy_rollouts) -> None:
+    recipe = tiny_recipe(prompts_per_step=4, mini_batch_prompts=2, rollouts_per_prompt=4, micro_batch_sequences=3)
+    model, rollouts = toy_rollouts(recipe)
+    advantages = torch.randn(len(rollouts), generator=torch.Generator().manual_seed(1))
+    cpu = torch.device("cpu")
+    full_old, full_entropy = logprobs.policy_log_probs(model, rollouts, recipe, cpu, None)
+    recomputed = RecordingAdamW(model.parameters(), lr=0.0, weight_decay=0.0)
+    trainer.update_policy(model, recomputed, rollouts, full_old.clone(), advantages, recipe, cpu, None, shuffle_seed=0)
+
+    first = trainer.first_mini_batch(recipe, len(rollouts), shuffle_seed=0)
+    assert first == list(range(8)) and trainer.dropout_free(model)
+    old, entropy = logprobs.policy_log_probs(model, rollouts, recipe, cpu, None, skip=first)
+    assert torch.count_nonzero(old[first]) == 0 and torch.count_nonzero(old[8:]) > 0
+    reused = RecordingAdamW(model.parameters(), lr=0.0, weight_decay=0.0)
+    stats = trainer.update_policy(model, reused, rollouts, old, advantages, recipe, cpu, None, shuffle_seed=0,
+                                  on_policy_entropy=entropy)
+    mask = logprobs.response_mask(rollouts, old.shape)  # (what padding positions hold is never read)
+    assert torch.allclose(old * mask, full_old * mask, atol=1e-5)
+    assert torch.allclose(entropy * mask, full_entropy * mask, atol=1e-5)
+    assert torch.count_nonzero(old[first]) > 0
+    assert len(reused.applied) == len(recomputed.applied) == stats.count == 2
+    for a, b in zip(recomputed.applied, reused.applied):
+        assert all(torch.allclose(x, y, atol=1e-6, rtol=1e-4) for x, y in zip(a, b))
+
+
+def test_a_model_with_dropout_recomputes_every_old_log_prob(tiny_recipe, toy_rollouts) -> None:
+    model, _ = toy_rollouts(tiny_recipe())
+    model.config.attention_dropout = 0.1  # train mode would differ from the inference pass
+    assert not trainer.dropout_free(model)
+
+
 def test_step_with_all_equal_rewards_has_zero_gradient(tiny_recipe, toy_rollouts) -> None:
     recipe = tiny_recipe(max_response_tokens=1)  # one token: never a right answer
     model, rollouts = toy_rollouts(recipe)

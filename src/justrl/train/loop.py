@@ -15,8 +15,10 @@ are no stages and no schedules beyond the recipe's warm-up: that is the point of
 
 Conventions shared with verl (so that the numbers mean the same thing):
 
-- Old log-probs are recomputed by the trainer before any update (not taken from the sampler); the
-  sampler's own log-probs are only compared with them (``rollout/logprob_diff``).
+- Old log-probs are recomputed by the trainer under the policy that sampled (not taken from the
+  sampler); the sampler's own log-probs are only compared with them (``rollout/logprob_diff``).
+  Those of the first update's rows come from that update's own forward pass, which runs under the
+  same weights (a dropout-free model computes the same in training mode).
 - Log-probs and entropy use ``logits / temperature``; ``actor/entropy`` is measured on the
   sampling policy in that same pass.
 - The learning rate follows transformers' ``get_constant_schedule_with_warmup`` stepped once per
@@ -64,7 +66,14 @@ from justrl.train.devices import (
     pick_device,
     seed_everything,
 )
-from justrl.train.logprobs import forward_log_probs, pack, padded, policy_log_probs, response_mask
+from justrl.train.logprobs import (
+    forward_log_probs,
+    pack,
+    padded,
+    policy_log_probs,
+    response_mask,
+    shares_prompts,
+)
 from justrl.train.rollouts import (
     Prompt,
     Rollouts,
@@ -210,9 +219,13 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                                                        normalize_by_std=recipe.normalize_adv_by_std)
 
                     # 5. log-probs of the sampled tokens under the sampling policy, as the trainer sees them
+                    #    (the first update's rows: in that update's own forward pass, see update_policy)
+                    shuffle_seed = derive_seed(recipe.seed, "shuffle", step)
+                    first = (first_mini_batch(recipe, len(rollouts), shuffle_seed)
+                             if dropout_free(model) and state.nonfinite_in_a_row < MAX_NONFINITE_IN_A_ROW else [])
                     with metrics_mod.timer(timing, "old_log_prob"):
                         old_log_probs, entropy = policy_log_probs(model, rollouts, recipe, device,
-                                                                  autocast_dtype)
+                                                                  autocast_dtype, skip=first)
                     sampler_log_probs = padded(rollouts.sampler_log_probs, old_log_probs.shape)
                     mask = response_mask(rollouts, old_log_probs.shape)
 
@@ -220,9 +233,9 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                     with metrics_mod.timer(timing, "update"):
                         rollout_backend.before_update(generator)  # colocated vLLM: asleep while training
                         updates = update_policy(model, optimizer, rollouts, old_log_probs, advantages,
-                                                recipe, device, autocast_dtype,
-                                                shuffle_seed=derive_seed(recipe.seed, "shuffle", step),
-                                                nonfinite_in_a_row=state.nonfinite_in_a_row)
+                                                recipe, device, autocast_dtype, shuffle_seed=shuffle_seed,
+                                                nonfinite_in_a_row=state.nonfinite_in_a_row,
+                                                on_policy_entropy=entropy if first else None)
                         rollout_backend.after_update(generator, model)  # ... and given the new weights
                     lr = schedule.get_last_lr()[0]
                     with warnings.catch_warnings():  # all updates skipped: "scheduler stepped before optimizer"
@@ -318,10 +331,30 @@ class UpdateStats:
     metrics: dict[str, float]
 
 
+def mini_batch_order(recipe: Recipe, count: int, shuffle_seed: int, epoch: int) -> list[int]:
+    """The rollouts in the order the update cuts them into mini-batches in ``epoch``."""
+    if recipe.shuffle_mini_batches:
+        return torch.randperm(count, generator=torch.Generator().manual_seed(shuffle_seed + epoch)).tolist()
+    return list(range(count))
+
+
+def first_mini_batch(recipe: Recipe, count: int, shuffle_seed: int) -> list[int]:
+    """The rows of a step's first update, the one that runs under the sampling policy itself."""
+    return mini_batch_order(recipe, count, shuffle_seed, 0)[:recipe.mini_batch_prompts * recipe.rollouts_per_prompt]
+
+
+def dropout_free(model) -> bool:
+    """Whether the model computes the same in training mode as in eval mode (no dropout anywhere),
+    so the first update's forward pass gives the old log-probs that verl's inference pass would."""
+    config = model.config.get_text_config()
+    rates = [v for k, v in vars(config).items() if "dropout" in k and isinstance(v, (int, float))]
+    return not any(rates) and not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+
+
 def update_policy(model, optimizer: torch.optim.Optimizer, rollouts: Rollouts, old_log_probs: torch.Tensor,
                   advantages: torch.Tensor, recipe: Recipe, device: torch.device,
                   autocast_dtype: torch.dtype | None, shuffle_seed: int,
-                  nonfinite_in_a_row: int = 0) -> UpdateStats:
+                  nonfinite_in_a_row: int = 0, on_policy_entropy: torch.Tensor | None = None) -> UpdateStats:
     """``ppo_epochs x prompts_per_step / mini_batch_prompts`` optimizer updates over shuffled mini-batches.
 
     Each mini-batch is processed in micro-batches (``micro_batch_sequences`` rows, or a
@@ -330,11 +363,17 @@ def update_policy(model, optimizer: torch.optim.Optimizer, rollouts: Rollouts, o
     An update whose loss or gradient norm is not finite is skipped (gradients dropped); after
     ``MAX_NONFINITE_IN_A_ROW`` such updates in a row (``nonfinite_in_a_row`` came from earlier
     steps) the remaining updates are not attempted.
+
+    With ``on_policy_entropy``, the old log-probs of the first update's rows
+    (:func:`first_mini_batch`) were not computed: nothing has changed the policy before that update,
+    so its own forward pass gives them (detached, the ratio 1), and they are written into
+    ``old_log_probs``, with the entropy into ``on_policy_entropy``, as the inference pass would have.
     """
     per_update = recipe.mini_batch_prompts * recipe.rollouts_per_prompt
     pad_id = rollouts.pad_id
     lengths = [len(r) for r in rollouts.response_ids]
     params = [p for p in model.parameters() if p.requires_grad]
+    one_row_a_prompt = shares_prompts(recipe, model)
     sums = {"actor/pg_loss": 0.0, "actor/pg_clipfrac": 0.0, "actor/pg_clipfrac_lower": 0.0,
             "actor/ppo_kl": 0.0, "actor/grad_norm": 0.0}
     count = skipped = good = 0
@@ -343,34 +382,38 @@ def update_policy(model, optimizer: torch.optim.Optimizer, rollouts: Rollouts, o
     for epoch in range(recipe.ppo_epochs):
         if streak >= MAX_NONFINITE_IN_A_ROW:
             break
-        if recipe.shuffle_mini_batches:
-            shuffle = torch.Generator().manual_seed(shuffle_seed + epoch)
-            order = torch.randperm(len(rollouts), generator=shuffle)
-        else:
-            order = torch.arange(len(rollouts))
+        order = mini_batch_order(recipe, len(rollouts), shuffle_seed, epoch)
         for start in range(0, len(rollouts), per_update):
             if streak >= MAX_NONFINITE_IN_A_ROW:
                 break
-            mini = order[start:start + per_update].tolist()
+            mini = order[start:start + per_update]
+            on_policy = on_policy_entropy is not None and epoch == 0 and start == 0
             mini_tokens = sum(lengths[i] for i in mini)
             optimizer.zero_grad(set_to_none=True)
             loss_total, stats, finite = 0.0, {"actor/pg_clipfrac": 0.0, "actor/pg_clipfrac_lower": 0.0,
                                               "actor/ppo_kl": 0.0}, True
             for rows in micro_batches.for_rollouts(rollouts, mini, recipe):
-                packed = pack(rollouts, rows, pad_id, device)
+                packed = pack(rollouts, rows, pad_id, device, one_row_a_prompt)
                 log_probs, entropy = forward_log_probs(model, packed, recipe.temperature, autocast_dtype,
-                                                       with_entropy=recipe.entropy_coef != 0)
+                                                       with_entropy=recipe.entropy_coef != 0 or on_policy)
                 width = log_probs.shape[1]
+                if on_policy:
+                    assert on_policy_entropy is not None and entropy is not None
+                    old_log_probs[rows, :width] = log_probs.detach().cpu()
+                    on_policy_entropy[rows, :width] = entropy.detach().cpu()
                 loss, pl_stats = grpo.policy_loss(
                     log_probs, old_log_probs[rows, :width].to(device), advantages[rows].to(device),
                     packed.response_mask, clip_low=recipe.clip_low, clip_high=recipe.clip_high,
                     clip_c=recipe.clip_c, agg=recipe.loss_agg,
                     batch_num_tokens=mini_tokens, batch_num_seqs=len(mini))
-                if entropy is not None:
+                if recipe.entropy_coef != 0:
+                    assert entropy is not None
                     loss = loss - recipe.entropy_coef * grpo.aggregate(
                         entropy, packed.response_mask, recipe.loss_agg, mini_tokens, len(mini))
-                if not torch.isfinite(loss):
+                if not (finite and torch.isfinite(loss)):
                     finite = False
+                    if on_policy:
+                        continue  # the update is skipped, but the rest of its old log-probs are still due
                     break
                 loss.backward()
                 loss_total += loss.item()

@@ -233,6 +233,8 @@ MAPPING: dict[str, Route] = {
                                                "sets rollout.gpu_memory_utilization as an engine setting"),
     "rollout_batch_tokens": not_in_verl("native engine only (hf / hf-static rollouts); verl's vLLM engines "
                                         "schedule their own batches"),
+    "share_prompts": not_in_verl("native engine only; verl removes the padding instead "
+                                 "(use_remove_padding), which gives the same log-probs"),
     "gradient_checkpointing": not_in_verl("memory only; the verl launch always recomputes activations "
                                           "(actor_rollout_ref.model.enable_gradient_checkpointing, an "
                                           "engine setting, as in the release)"),
