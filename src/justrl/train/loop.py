@@ -155,6 +155,8 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                  f"{sum(p.numel() for p in model.parameters()):,}", device,
                  f" with {autocast_dtype} autocast" if autocast_dtype else "")
 
+        no_dropout = dropout_free(model)  # the first update's pass then gives its old log-probs
+
         # --- problems, as token ids of their chat-formatted prompts -------------------------------
         train_set = encode_prompts(train_problems, tokenizer, recipe)
         val_sets = {name: encode_prompts(problems, tokenizer, recipe) for name, problems in val_problems.items()}
@@ -222,7 +224,7 @@ def _train_locked(recipe: Recipe, run_dir: Path, checkpoint: Path | None, resume
                     #    (the first update's rows: in that update's own forward pass, see update_policy)
                     shuffle_seed = derive_seed(recipe.seed, "shuffle", step)
                     first = (first_mini_batch(recipe, len(rollouts), shuffle_seed)
-                             if dropout_free(model) and state.nonfinite_in_a_row < MAX_NONFINITE_IN_A_ROW else [])
+                             if no_dropout and state.nonfinite_in_a_row < MAX_NONFINITE_IN_A_ROW else [])
                     with metrics_mod.timer(timing, "old_log_prob"):
                         old_log_probs, entropy = policy_log_probs(model, rollouts, recipe, device,
                                                                   autocast_dtype, skip=first)
