@@ -8,8 +8,11 @@ clip, PPO clip 0.2 / 0.28, no KL (TRL: ``beta=0``) and token-mean loss (TRL: ``l
 which divides by the active tokens of the whole accumulated batch, here one update).
 
 A "step" is one generation round and its four updates: one native step, or four TRL optimizer
-steps (``steps_per_generation=4``). The two run in one process, alternating step by step (two
-threads passing a baton, never running at once), so that a busy machine slows both alike. Each
+steps (``steps_per_generation=4``). The two run in one process and one OS thread, alternating step
+by step (the native engine in a greenlet, passing a baton at each step's end, never running at
+once), so that a busy machine slows both alike and each engine's torch calls get the one OpenMP
+team it has alone (with two OS threads, GNU OpenMP sees more of its threads than cores and stops
+its workers spinning between operations, which slowed the native step 2.3x; see :class:`Baton`). Each
 turn runs under its own engine's process-wide torch settings: the native engine turns on
 deterministic algorithms (for exact resume) and TRL does not, and the baton swaps them at each
 hand-over. (Before it did, TRL's turns ran under the native engine's settings; with PyTorch's
@@ -45,6 +48,7 @@ import threading
 import time
 from pathlib import Path
 
+import greenlet
 import torch
 
 from justrl import recipe as recipe_mod
@@ -114,7 +118,15 @@ def set_torch_flags(flags: TorchFlags) -> None:
 
 
 class Baton:
-    """Two engines taking turns: ``hand_to(other)`` wakes the other and waits for the turn back.
+    """Two engines taking turns in one OS thread: ``hand_to(other)`` switches to the other's greenlet,
+    which runs until it hands the turn back.
+
+    Both engines run on the thread that started them (the native engine in a greenlet of its own),
+    so their torch calls share one OpenMP team, as each has when it runs alone. With a second OS
+    thread each engine gets a team of its own, and GNU OpenMP, seeing more of its threads than
+    cores (4 on 2), cuts its workers' spin-wait to a few hundred iterations: every parallel region
+    then pays a futex wake-up, which made the native step (many small operations) 2.3x as slow as
+    alone, and TRL's (larger operations) far less.
 
     At each hand-over the giver's torch settings (:func:`torch_flags`) are kept and the taker's put
     back, so neither engine runs under the other's."""
@@ -122,15 +134,13 @@ class Baton:
     def __init__(self) -> None:
         self.flags: dict[str, TorchFlags] = {"native": torch_flags(), "trl": torch_flags()}
         self.seen_flags: dict[str, set[TorchFlags]] = {"native": set(), "trl": set()}
-        self.turn = {"native": threading.Semaphore(0), "trl": threading.Semaphore(0)}
+        self.greenlets: dict[str, greenlet.greenlet] = {}
         self.started: dict[str, float] = {}
         self.seconds: dict[str, list[float]] = {"native": [], "trl": []}
         self.peak: dict[str, int] = {"native": 0, "trl": 0}
         self.phases: dict[str, list[dict[str, float]]] = {"native": [], "trl": []}
-        self.done = False
 
-    def wait(self, me: str) -> None:
-        self.turn[me].acquire()
+    def start_turn(self, me: str) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -144,11 +154,14 @@ class Baton:
         self.seconds[me].append(time.perf_counter() - self.started[me])
 
     def hand_to(self, other: str, me: str) -> None:
+        """Give the turn to ``other``; returns when ``other`` gives it back (or, for the native
+        engine's greenlet, when it has finished)."""
         self.flags[me] = torch_flags()
         set_torch_flags(self.flags[other])
-        self.turn[other].release()
-        if not self.done:
-            self.wait(me)
+        target = self.greenlets[other]
+        if not target.dead:
+            self.start_turn(other)
+            target.switch()
 
 
 def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]]:
@@ -169,8 +182,6 @@ def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]
                 baton.phases["trl"].append({"gen": trl_seconds["gen"], "score": trl_seconds["score"],
                                             "prep": prep, "update": spent - trl_seconds["generate_and_score"]})
                 trl_seconds.update(dict.fromkeys(trl_seconds, 0.0))
-                if state.global_step == state.max_steps:
-                    baton.done = True
                 baton.hand_to("native", "trl")
 
     def native_on_step(step: int, values: dict) -> None:
@@ -187,16 +198,14 @@ def alternate(steps: int, device: str, model_dir: Path) -> dict[str, list[float]
             setattr(trl, method, timed(getattr(trl, method), trl_seconds, key))
 
         def run_native() -> None:
-            baton.wait("native")
             trainer.train(recipe, Path(tmp) / "native", console=False, on_step=native_on_step)
 
-        native = threading.Thread(target=run_native)
-        native.start()
-        baton.turn["native"].release()  # native goes first
-        baton.wait("trl")
+        baton.greenlets = {"native": greenlet.greenlet(run_native), "trl": greenlet.getcurrent()}
+        baton.hand_to("native", "trl")  # native goes first; an error in its greenlet is raised here
         with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its final metrics
             trl.train()
-        native.join()
+        while not baton.greenlets["native"].dead:  # let it finish its run (closing files, final save)
+            baton.hand_to("native", "trl")
     return baton.seconds | {"peak_cuda": baton.peak, "phases": baton.phases,  # type: ignore[return-value]
                             "flags": baton.seen_flags}
 
