@@ -44,7 +44,7 @@ BENCHMARKS = {
         "benchmarks/step_vs_trl.py",
         "seconds per GRPO step, native engine vs TRL `GRPOTrainer` (same tiny model, prompts, 32 x 8 "
         "rollouts, 24 new tokens, 4 updates a step, beta 0, clip 0.2 / 0.28, token-mean), alternating in "
-        "one process", "<= 0.35, three runs in a row",
+        "one process and one OS thread", "<= 0.35, three runs in a row",
         ("native:", "trl:", "native phases", "trl phases", "native torch", "trl torch"), runs=3),
     "grading_throughput": Benchmark("benchmarks/grading_throughput.py",
                                     "responses/s, `justrl-eval` vs Math-Verify", ">= 8", ()),
