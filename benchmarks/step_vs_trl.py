@@ -10,9 +10,8 @@ which divides by the active tokens of the whole accumulated batch, here one upda
 A "step" is one generation round and its four updates: one native step, or four TRL optimizer
 steps (``steps_per_generation=4``). The two run in one process and one OS thread, alternating step
 by step (the native engine in a greenlet, passing a baton at each step's end, never running at
-once), so that a busy machine slows both alike and each engine's torch calls get the one OpenMP
-team it has alone (with two OS threads, GNU OpenMP sees more of its threads than cores and stops
-its workers spinning between operations, which slowed the native step 2.3x; see :class:`Baton`). Each
+once), so that a busy machine slows both alike and each engine gets the one OpenMP team it has
+alone (why that matters: :class:`Baton`). Each
 turn runs under its own engine's process-wide torch settings: the native engine turns on
 deterministic algorithms (for exact resume) and TRL does not, and the baton swaps them at each
 hand-over. (Before it did, TRL's turns ran under the native engine's settings; with PyTorch's
